@@ -1,0 +1,43 @@
+import { z } from "zod";
+
+/**
+ * The closed vocabulary of audit actions, `resource.verb`. Adding an action means adding it
+ * here; the database refuses nothing, but the server only writes names from this list.
+ */
+export const AUDIT_ACTIONS = [
+  "template.list",
+  "app.create",
+  "app.get",
+  "token.create",
+  "audit.list",
+  "submission.create",
+  "submission.list",
+  "submission.get",
+  "submission.delete",
+  "route.unmatched",
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export const AUDIT_OUTCOMES = ["allowed", "denied", "error"] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
+
+export const ACTOR_ROLES = ["admin", "app_user", "anonymous"] as const;
+export type ActorRole = (typeof ACTOR_ROLES)[number];
+
+export const AuditEvent = z.object({
+  seq: z.number().int(),
+  event_id: z.string(),
+  timestamp: z.string(),
+  actor_id: z.string().nullable(),
+  actor_role: z.enum(ACTOR_ROLES),
+  action: z.enum(AUDIT_ACTIONS),
+  resource_type: z.string(),
+  resource_id: z.string().nullable(),
+  app_id: z.string().nullable(),
+  token_id: z.string().nullable(),
+  policy_id: z.string().nullable(),
+  outcome: z.enum(AUDIT_OUTCOMES),
+  error_code: z.string().nullable(),
+  request_id: z.string(),
+});
+export type AuditEvent = z.infer<typeof AuditEvent>;

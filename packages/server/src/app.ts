@@ -1,0 +1,94 @@
+import { fileURLToPath } from "node:url";
+import { Health } from "@trellis/contracts";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Config } from "./config/config";
+import type { Db } from "./db/db";
+import { migrate } from "./db/migrate";
+import { formIntakeRoutes } from "./gateway/form-intake.routes";
+import { gatewayAuth } from "./gateway/gateway-auth";
+import { adminAuth } from "./http/admin-auth";
+import { installErrorHandling } from "./http/errors";
+import { type Clock, systemClock } from "./lib/clock";
+import { newId } from "./lib/ids";
+import { loadAdminCredentials } from "./modules/admin/admin-credentials";
+import { appsRoutes } from "./modules/apps/apps.routes";
+import { appsService } from "./modules/apps/apps.service";
+import { auditRoutes } from "./modules/audit/audit.routes";
+import { auditService } from "./modules/audit/audit.service";
+import { loadCatalog } from "./modules/catalog/catalog";
+import { catalogRoutes } from "./modules/catalog/catalog.routes";
+import { loadSigningKeys, resolveMasterKey } from "./modules/tokens/keys";
+import { tokensRoutes } from "./modules/tokens/tokens.routes";
+import { tokensService } from "./modules/tokens/tokens.service";
+
+export const CORE_MIGRATIONS = fileURLToPath(new URL("../migrations", import.meta.url));
+export const TEMPLATES_DIR = fileURLToPath(new URL("../../../templates", import.meta.url));
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  clock?: Clock;
+  /** Receives a newly generated admin token, once. */
+  announceAdminToken?: (token: string) => void;
+}
+
+/**
+ * The one composition root: migrate, then repos → services → routes. The caller owns `db`
+ * (and closes it after `app.close()`).
+ */
+export async function buildApp({ config, db, clock = systemClock, announceAdminToken = () => {} }: AppDeps): Promise<FastifyInstance> {
+  const catalog = loadCatalog(TEMPLATES_DIR);
+  await migrate(db, [
+    { scope: "core", dir: CORE_MIGRATIONS },
+    ...[...catalog.values()].map((t) => ({ scope: `template:${t.summary.id}`, dir: t.migrationsDir })),
+  ]);
+
+  const audit = auditService({ db, clock });
+  const creds = await loadAdminCredentials(db, clock, config.adminToken, announceAdminToken);
+  const keys = await loadSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), clock);
+  const apps = appsService({ db, catalog, clock, audit });
+  const tokens = tokensService({ db, keys, clock, audit, defaultTtl: config.tokenDefaultTtl, maxTtl: config.tokenMaxTtl });
+
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    // One concise line per request comes from the onResponse hook below instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimit,
+    genReqId: () => newId("request"),
+    requestIdHeader: false, // never trust a caller's id: it lands in the audit log
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.decorateRequest("trellis", null as never);
+  app.addHook("onRequest", async (req, reply) => {
+    req.trellis = { requestId: req.id, actorId: null, actorRole: "anonymous", appId: null, tokenId: null, audited: false };
+    reply.header("x-request-id", req.id);
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    req.log.info({ method: req.method, path: req.url.split("?")[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
+  });
+  installErrorHandling(app, audit);
+
+  app.get("/healthz", { schema: { response: { 200: Health } } }, async () => ({ status: "ok" as const, datastore: db.kind }));
+
+  await app.register(
+    async (admin) => {
+      admin.addHook("onRequest", adminAuth(creds));
+      await admin.register(catalogRoutes, { catalog, audit });
+      await admin.register(appsRoutes, { apps, audit });
+      await admin.register(tokensRoutes, { apps, tokens });
+      await admin.register(auditRoutes, { audit });
+    },
+    { prefix: "/admin/v1" },
+  );
+  await app.register(
+    async (gateway) => {
+      gateway.addHook("onRequest", gatewayAuth({ tokens, apps }));
+      await gateway.register(formIntakeRoutes, { db, clock });
+    },
+    { prefix: "/api/v1" },
+  );
+  return app;
+}

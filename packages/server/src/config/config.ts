@@ -1,0 +1,143 @@
+import { resolve } from "node:path";
+import { z } from "zod";
+
+/**
+ * Every setting Trellis reads, with its description and safe default. This is the only place
+ * that reads `process.env` (main.ts passes it in); the rest of the code gets a typed `Config`.
+ */
+const VARIABLES = {
+  TRELLIS_PORT: {
+    describe: "TCP port the server listens on.",
+    default: "8080",
+    schema: z.coerce.number().int().min(1).max(65535),
+  },
+  TRELLIS_HOST: {
+    describe: "Interface to bind. The default serves this machine only; use 0.0.0.0 deliberately.",
+    default: "127.0.0.1",
+    schema: z.string().min(1).max(255),
+  },
+  TRELLIS_DATA_DIR: {
+    describe: "Folder for the embedded database, the master key file and the lock.",
+    default: "./.trellis",
+    schema: z.string().min(1),
+  },
+  DATABASE_URL: {
+    describe: "PostgreSQL connection URL. Unset: the embedded PGlite database in the data dir.",
+    default: undefined,
+    schema: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must start with postgres:// or postgresql://")
+      .optional(),
+  },
+  TRELLIS_ADMIN_TOKEN: {
+    describe:
+      "Admin bearer token for the control plane (at least 32 characters). Unset: one is generated on first start, printed once, and stored only as a hash.",
+    default: undefined,
+    secret: true,
+    schema: z.string().min(32, "must be at least 32 characters").max(512).optional(),
+  },
+  TRELLIS_MASTER_KEY: {
+    describe:
+      "Base64 of 32 random bytes that encrypts signing keys at rest. Unset: a key file (mode 0600) is created in the data dir. Set it when several servers share one PostgreSQL.",
+    default: undefined,
+    secret: true,
+    schema: z
+      .string()
+      .refine((v) => Buffer.from(v, "base64").length === 32, "must be base64 of exactly 32 bytes")
+      .optional(),
+  },
+  TRELLIS_TOKEN_DEFAULT_TTL: {
+    describe: "Lifetime in seconds of an app token when the request names none.",
+    default: "3600",
+    schema: z.coerce.number().int().min(60).max(86_400),
+  },
+  TRELLIS_TOKEN_MAX_TTL: {
+    describe: "Longest lifetime in seconds an app token may have. There are no permanent tokens.",
+    default: "28800",
+    schema: z.coerce.number().int().min(60).max(86_400),
+  },
+  TRELLIS_BODY_LIMIT: {
+    describe: "Largest request body in bytes.",
+    default: "65536",
+    schema: z.coerce.number().int().min(1024).max(10 * 1024 * 1024),
+  },
+  TRELLIS_LOG_LEVEL: {
+    describe: "Log level: fatal, error, warn, info, debug, trace or silent.",
+    default: "info",
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+  },
+} as const;
+
+type Vars = typeof VARIABLES;
+type Parsed = { [K in keyof Vars]: z.infer<Vars[K]["schema"]> };
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  adminToken: string | undefined;
+  masterKey: Buffer | undefined;
+  tokenDefaultTtl: number;
+  tokenMaxTtl: number;
+  bodyLimit: number;
+  logLevel: Parsed["TRELLIS_LOG_LEVEL"];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Parses the environment once. Unknown `TRELLIS_*` names and invalid values are collected and
+ * thrown together, so one start-up tells about every problem.
+ * @example parseConfig({ TRELLIS_PORT: "9090" }).port // 9090
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const problems: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("TRELLIS_") && !(name in VARIABLES)) {
+      problems.push(`${name} is not a Trellis setting (run \`trellis config\` for the list)`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(VARIABLES)) {
+    const raw = env[name] === "" ? undefined : env[name];
+    const result = spec.schema.safeParse(raw ?? spec.default);
+    if (result.success) out[name] = result.data;
+    else {
+      const shown = "secret" in spec ? "(hidden)" : JSON.stringify(raw);
+      problems.push(`${name}=${shown}: ${result.error.issues.map((i) => i.message).join("; ")}`);
+    }
+  }
+  const p = out as Parsed;
+  if (problems.length === 0 && p.TRELLIS_TOKEN_DEFAULT_TTL > p.TRELLIS_TOKEN_MAX_TTL) {
+    problems.push("TRELLIS_TOKEN_DEFAULT_TTL must not exceed TRELLIS_TOKEN_MAX_TTL");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    port: p.TRELLIS_PORT,
+    host: p.TRELLIS_HOST,
+    dataDir: resolve(p.TRELLIS_DATA_DIR),
+    databaseUrl: p.DATABASE_URL,
+    adminToken: p.TRELLIS_ADMIN_TOKEN,
+    masterKey: p.TRELLIS_MASTER_KEY ? Buffer.from(p.TRELLIS_MASTER_KEY, "base64") : undefined,
+    tokenDefaultTtl: p.TRELLIS_TOKEN_DEFAULT_TTL,
+    tokenMaxTtl: p.TRELLIS_TOKEN_MAX_TTL,
+    bodyLimit: p.TRELLIS_BODY_LIMIT,
+    logLevel: p.TRELLIS_LOG_LEVEL,
+  };
+}
+
+/** Rows for `trellis config`: name, default, description, and the current value (secrets hidden). */
+export function describeConfig(env: Record<string, string | undefined>) {
+  return Object.entries(VARIABLES).map(([name, spec]) => ({
+    name,
+    default: spec.default ?? "(unset)",
+    current: env[name] === undefined ? "" : "secret" in spec ? "(set, hidden)" : String(env[name]),
+    describe: spec.describe,
+  }));
+}

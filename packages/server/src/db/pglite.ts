@@ -1,0 +1,31 @@
+import { PGlite, types } from "@electric-sql/pglite";
+import type { Db, Queryable } from "./db";
+
+// PGlite already returns int8 as number; timestamptz as Date; jsonb parsed. Made explicit here
+// so both drivers agree by construction, not by luck.
+const parsers = { [types.INT8]: (v: string) => Number(v) };
+
+const wrap = (q: Pick<PGlite, "query" | "exec">): Queryable => ({
+  async query(sql, params) {
+    const r = await q.query(sql, params as unknown[] | undefined, { parsers });
+    return { rows: r.rows as never[], rowCount: r.affectedRows ?? r.rows.length };
+  },
+  async exec(sql) {
+    await q.exec(sql);
+  },
+});
+
+/**
+ * Opens PGlite in a folder on disk, or in memory when `dataDir` is undefined (tests).
+ * The caller holds the data-dir lock: two processes must never open one PGlite folder.
+ */
+export async function openPglite(dataDir?: string): Promise<Db> {
+  const pg = dataDir ? await PGlite.create(dataDir) : await PGlite.create();
+  const base = wrap(pg);
+  return {
+    kind: "pglite",
+    ...base,
+    transaction: (fn) => pg.transaction((tx) => fn(wrap(tx))),
+    close: () => pg.close(),
+  };
+}

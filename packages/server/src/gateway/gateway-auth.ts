@@ -1,0 +1,37 @@
+import { idPattern } from "@trellis/contracts";
+import type { FastifyRequest } from "fastify";
+import { bearer } from "../http/context";
+import { TrellisError } from "../lib/errors";
+import type { AppsService } from "../modules/apps/apps.service";
+import type { TokensService } from "../modules/tokens/tokens.service";
+
+const APP_ID = idPattern("app");
+
+/**
+ * onRequest hook of every gateway route, before the body is read: token → app → scope.
+ * Who the caller is gets recorded as soon as it is known, so a denial names the actor.
+ */
+export const gatewayAuth =
+  ({ tokens, apps }: { tokens: TokensService; apps: Pick<AppsService, "governedApp"> }) =>
+  async (req: FastifyRequest) => {
+    const ctx = req.trellis;
+    const appId = (req.params as { app?: unknown }).app;
+    if (typeof appId === "string" && APP_ID.test(appId)) ctx.appId = appId;
+    const raw = bearer(req.headers.authorization);
+    if (!raw) throw new TrellisError("auth_required");
+    const result = await tokens.verify(raw, typeof appId === "string" ? appId : "");
+    const claims = result.claims;
+    if (claims) {
+      ctx.actorId = claims.subject;
+      ctx.actorRole = "app_user";
+      ctx.tokenId = claims.tokenId;
+    }
+    if (!result.ok) throw new TrellisError(result.code);
+    const governed = await apps.governedApp(result.claims.appId);
+    if (!governed) throw new TrellisError("app_not_found");
+    if (governed.app.status !== "active") throw new TrellisError("forbidden");
+    const need = req.routeOptions.config.anyScope;
+    if (need && !need.some((s) => result.claims.scopes.has(s))) throw new TrellisError("scope_missing");
+    ctx.claims = result.claims;
+    ctx.governed = governed;
+  };

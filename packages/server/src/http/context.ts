@@ -1,0 +1,45 @@
+import type { ActorRole, AuditAction } from "@trellis/contracts";
+import type { GovernedApp } from "../modules/apps/apps.service";
+import type { AuditContext } from "../modules/audit/audit.service";
+import type { TokenClaims } from "../modules/tokens/tokens.service";
+
+/** Per-request facts gathered by the auth hooks and used by handlers and the error handler. */
+export interface RequestContext {
+  requestId: string;
+  actorId: string | null;
+  actorRole: ActorRole;
+  appId: string | null;
+  tokenId: string | null;
+  /** Set when the handler already wrote this request's audit event (e.g. inside the gateway function). */
+  audited: boolean;
+  claims?: TokenClaims;
+  governed?: GovernedApp;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    trellis: RequestContext;
+  }
+  interface FastifyContextConfig {
+    /** The audit action this route records, allowed or denied. */
+    action?: AuditAction;
+    resourceType?: string;
+    /** Gateway routes: the token needs at least one of these scopes. */
+    anyScope?: readonly string[];
+  }
+}
+
+export const auditContext = (c: RequestContext): AuditContext => ({
+  requestId: c.requestId,
+  actorId: c.actorId,
+  actorRole: c.actorRole,
+  appId: c.appId,
+  tokenId: c.tokenId,
+});
+
+/** The bearer token of an Authorization header, or undefined. */
+export function bearer(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S{1,4096})\s*$/i.exec(header);
+  return m?.[1];
+}

@@ -1,0 +1,76 @@
+import { ERRORS, type ErrorBody, type ErrorCode } from "@trellis/contracts";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { sqlState } from "../db/db";
+import { type ErrorIssue, TrellisError } from "../lib/errors";
+import type { AuditService } from "../modules/audit/audit.service";
+import { auditContext } from "./context";
+
+/** Maps anything thrown to a code from the table; unknown errors become `internal`. */
+function classify(err: unknown): { code: ErrorCode; issues?: ErrorIssue[] } {
+  if (err instanceof TrellisError) return { code: err.code, issues: err.issues };
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? "request";
+    return {
+      code: "invalid_request",
+      issues: err.validation.slice(0, 20).map((v) => ({
+        path: `${where}${v.instancePath || ""}`,
+        message: v.message ?? "is invalid",
+      })),
+    };
+  }
+  const e = err as FastifyError;
+  if (sqlState(err) === "42501") return { code: "forbidden" }; // RLS or append-only refused it
+  if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") return { code: "body_too_large" };
+  if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return { code: "unsupported_media_type" };
+  if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (err instanceof SyntaxError && e.statusCode === 400)) {
+    return { code: "malformed_json" };
+  }
+  if (e.code === "FST_ERR_CTP_INVALID_CONTENT_LENGTH") return { code: "invalid_request" };
+  return { code: "internal" };
+}
+
+export function sendError(reply: FastifyReply, code: ErrorCode, requestId: string, issues?: ErrorIssue[]) {
+  const body: ErrorBody = { error: { code, message: ERRORS[code].message, request_id: requestId, ...(issues ? { issues } : {}) } };
+  return reply.code(ERRORS[code].status).type("application/json").send(JSON.stringify(body));
+}
+
+/** The URL path without its query string, for the log: a query string may carry secrets. */
+const pathOf = (req: FastifyRequest) => `${req.method} ${req.url.split("?")[0]}`.slice(0, 200);
+
+/**
+ * The one error handler and the not-found handler. Every error response is audited (unless the
+ * handler already audited it in its transaction) and rendered as `{error: {code, message,
+ * request_id}}`; the cause of an internal error is logged, never returned.
+ */
+export function installErrorHandling(app: FastifyInstance, audit: Pick<AuditService, "record">) {
+  const auditDenial = async (req: FastifyRequest, code: ErrorCode) => {
+    const ctx = req.trellis;
+    if (!ctx || ctx.audited) return;
+    ctx.audited = true;
+    const cfg = req.routeOptions.config;
+    try {
+      await audit.record(auditContext(ctx), {
+        action: cfg.action ?? "route.unmatched",
+        resourceType: cfg.resourceType ?? "route",
+        resourceId: cfg.action ? ((req.params as Record<string, string>)?.id ?? null) : pathOf(req),
+        outcome: ERRORS[code].status >= 500 ? "error" : "denied",
+        errorCode: code,
+      });
+    } catch (err) {
+      req.log.error({ err }, "could not write the audit event for a failed request");
+    }
+  };
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const { code, issues } = classify(err);
+    if (code === "internal") req.log.error({ err }, "internal error");
+    await auditDenial(req, code);
+    return sendError(reply, code, req.id, issues);
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    await auditDenial(req, "route_not_found");
+    return sendError(reply, "route_not_found", req.id);
+  });
+}

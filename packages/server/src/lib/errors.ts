@@ -1,0 +1,20 @@
+import type { ErrorCode } from "@trellis/contracts";
+
+export interface ErrorIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * An expected failure with a code from the contracts error table. Thrown by services and
+ * rendered by the one error handler; anything else that reaches the handler is `internal`.
+ */
+export class TrellisError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly issues?: ErrorIssue[],
+  ) {
+    super(code);
+    this.name = "TrellisError";
+  }
+}
