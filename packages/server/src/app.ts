@@ -60,6 +60,8 @@ export async function buildApp({ config, db, clock = systemClock, announceAdminT
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // JSON only: without this, Fastify would hand a text/plain body to the schema as a string.
+  app.removeContentTypeParser("text/plain");
 
   app.decorateRequest("trellis", null as never);
   app.addHook("onRequest", async (req, reply) => {

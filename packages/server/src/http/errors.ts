@@ -23,7 +23,11 @@ function classify(err: unknown): { code: ErrorCode; issues?: ErrorIssue[] } {
   if (sqlState(err) === "42501") return { code: "forbidden" }; // RLS or append-only refused it
   if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") return { code: "body_too_large" };
   if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return { code: "unsupported_media_type" };
-  if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (err instanceof SyntaxError && e.statusCode === 400)) {
+  if (
+    e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" ||
+    e.code === "FST_ERR_CTP_INVALID_JSON_BODY" ||
+    (err instanceof SyntaxError && e.statusCode === 400)
+  ) {
     return { code: "malformed_json" };
   }
   if (e.code === "FST_ERR_CTP_INVALID_CONTENT_LENGTH") return { code: "invalid_request" };

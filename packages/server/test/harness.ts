@@ -1,0 +1,158 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance, InjectOptions } from "fastify";
+import pg from "pg";
+import { buildApp } from "../src/app";
+import { parseConfig } from "../src/config/config";
+import type { Db, DatastoreKind } from "../src/db/db";
+import { openPglite } from "../src/db/pglite";
+import { openPostgres } from "../src/db/postgres";
+import type { Clock } from "../src/lib/clock";
+
+/** The datastores every datastore test runs on: PGlite always, PostgreSQL when configured. */
+export const DATASTORES: DatastoreKind[] = process.env.TEST_DATABASE_URL ? ["pglite", "postgres"] : ["pglite"];
+
+export interface FreshDb {
+  db: Db;
+  /** A connection URL for the PostgreSQL database (undefined on PGlite). */
+  url?: string;
+  drop(): Promise<void>;
+}
+
+/** A new empty datastore: in-memory PGlite, or a new database on the test PostgreSQL server. */
+export async function freshDb(kind: DatastoreKind): Promise<FreshDb> {
+  if (kind === "pglite") {
+    const db = await openPglite();
+    return { db, drop: () => db.close() };
+  }
+  const base = process.env.TEST_DATABASE_URL as string;
+  const name = `trellis_t_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client(base);
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  const db = await openPostgres(url.toString(), 5);
+  return {
+    db,
+    url: url.toString(),
+    async drop() {
+      await db.close();
+      const c = new pg.Client(base);
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** A clock tests can move. */
+export class TestClock implements Clock {
+  constructor(public t = Date.now()) {}
+  now() {
+    return new Date(this.t);
+  }
+  advance(seconds: number) {
+    this.t += seconds * 1000;
+  }
+}
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop";
+
+export interface TestApp {
+  app: FastifyInstance;
+  db: Db;
+  clock: TestClock;
+  dataDir: string;
+  close(): Promise<void>;
+  /** app.inject with JSON in and out, as the admin unless `token` is given. */
+  call(opts: { method: InjectOptions["method"]; url: string; body?: unknown; token?: string | null; headers?: Record<string, string>; payload?: string }): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+}
+
+export async function startTestApp(kind: DatastoreKind, env: Record<string, string> = {}): Promise<TestApp> {
+  const fresh = await freshDb(kind);
+  const dataDir = mkdtempSync(join(tmpdir(), "trellis-test-"));
+  const config = parseConfig({
+    TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
+    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
+    TRELLIS_DATA_DIR: dataDir,
+    TRELLIS_LOG_LEVEL: "silent",
+    ...env,
+  });
+  const clock = new TestClock();
+  const app = await buildApp({ config, db: fresh.db, clock });
+  return {
+    app,
+    db: fresh.db,
+    clock,
+    dataDir,
+    async close() {
+      await app.close();
+      await fresh.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+    async call({ method, url, body, token = ADMIN_TOKEN, headers = {}, payload }) {
+      const res = await app.inject({
+        method,
+        url,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body !== undefined || payload !== undefined ? { "content-type": "application/json" } : {}),
+          ...headers,
+        },
+        payload: payload ?? (body === undefined ? undefined : JSON.stringify(body)),
+      });
+      let parsed: unknown;
+      try {
+        parsed = res.body ? JSON.parse(res.body) : undefined;
+      } catch {
+        parsed = res.body;
+      }
+      return { status: res.statusCode, body: parsed, headers: res.headers };
+    },
+  };
+}
+
+export const SCHEMA = {
+  type: "object",
+  required: ["title"],
+  properties: {
+    title: { type: "string", minLength: 1, maxLength: 120 },
+    priority: { enum: ["low", "high"] },
+    email: { type: "string", format: "email" },
+  },
+};
+
+/** Creates a form-intake app through the API and returns its id. */
+export async function createApp(t: TestApp, name = "Requests"): Promise<string> {
+  const res = await t.call({
+    method: "POST",
+    url: "/admin/v1/apps",
+    body: { name, template: "form-intake", owners: ["owner@example.com"], payload_schema: SCHEMA },
+  });
+  if (res.status !== 201) throw new Error(`createApp: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.id;
+}
+
+/** Issues a token through the API and returns it. */
+export async function issueToken(t: TestApp, appId: string, subject: string, scopes: string[], ttl?: number): Promise<string> {
+  const res = await t.call({
+    method: "POST",
+    url: `/admin/v1/apps/${appId}/tokens`,
+    body: { subject, scopes, ...(ttl ? { ttl_seconds: ttl } : {}) },
+  });
+  if (res.status !== 201) throw new Error(`issueToken: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.token;
+}
+
+/** Audit events of one request, read directly from the table. */
+export async function auditFor(db: Db, requestId: string) {
+  const { rows } = await db.query<Record<string, any>>(
+    "SELECT * FROM trellis.audit_events WHERE request_id = $1 ORDER BY seq",
+    [requestId],
+  );
+  return rows;
+}
