@@ -1,0 +1,495 @@
+/**
+ * `npm run bench`: governed gateway throughput as a ratio of an ungoverned route doing the same
+ * query in the same server process, on PostgreSQL. See bench/README.md.
+ *
+ * The parent (this file) owns a fresh database and the load generator (autocannon); the server
+ * under test runs in a child process (bench/server.ts).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import pg from "pg";
+
+// ── knobs ──────────────────────────────────────────────────────────────────────────────────
+function intEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name}=${raw}: must be an integer between ${min} and ${max}`);
+  }
+  return n;
+}
+
+const BASE_URL =
+  process.env.BENCH_DATABASE_URL ??
+  process.env.TEST_DATABASE_URL ??
+  "postgres://postgres@127.0.0.1:5432/test";
+const DURATION = intEnv("BENCH_DURATION", 4, 1, 600);
+const ROUNDS = intEnv("BENCH_ROUNDS", 5, 1, 100);
+const WARMUP_ROUNDS = intEnv("BENCH_WARMUP_ROUNDS", 1, 0, 10);
+const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 16, 1, 1000);
+const SEED = intEnv("BENCH_SEED", 200, 51, 100_000);
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
+const OPS = (process.env.BENCH_OPS || "read,write").split(",").map((s) => s.trim());
+/** Diagnostic: a `synchronous_commit` value set on the bench database (e.g. `off`). */
+const SYNC_COMMIT = process.env.BENCH_SYNCHRONOUS_COMMIT || undefined;
+const JSON_OUT = process.env.BENCH_JSON || undefined;
+
+const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6 };
+const ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz";
+const SUBJECT = "bench-user";
+const FORM_ID = "default";
+const LIMIT = 50;
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, "../../..");
+const SERVER = join(HERE, "server.ts");
+
+type Op = "read" | "write";
+type Variant = "governed" | "bare";
+
+for (const op of OPS) {
+  if (op !== "read" && op !== "write") throw new Error(`BENCH_OPS: unknown operation "${op}"`);
+}
+if (SYNC_COMMIT && !/^(on|off|local|remote_write|remote_apply)$/.test(SYNC_COMMIT)) {
+  throw new Error(`BENCH_SYNCHRONOUS_COMMIT=${SYNC_COMMIT}: not a synchronous_commit value`);
+}
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+// ── resources and cleanup ──────────────────────────────────────────────────────────────────
+const dbName = `trellis_bench_${randomBytes(6).toString("hex")}`;
+const dbUrl = (() => {
+  const u = new URL(BASE_URL);
+  u.pathname = `/${dbName}`;
+  return u.toString();
+})();
+/** Where the base URL's password is, it is not printed. */
+const shownUrl = (() => {
+  const u = new URL(BASE_URL);
+  if (u.password) u.password = "***";
+  return u.toString();
+})();
+
+let dbCreated = false;
+let child: ChildProcess | undefined;
+let dataDir: string | undefined;
+let cleaning: Promise<void> | undefined;
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+async function stopChild(): Promise<void> {
+  const c = child;
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((done) => c.once("exit", () => done()));
+  c.kill("SIGTERM");
+  const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Stops the server, drops the database, removes the temp dir. Safe to call more than once. */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    await stopChild().catch((err) => log(`bench: could not stop the server: ${err}`));
+    if (dbCreated) {
+      try {
+        await withClient(BASE_URL, (c) => c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+        log(`bench: dropped database ${dbName}`);
+      } catch (err) {
+        log(`bench: could not drop database ${dbName} (drop it by hand): ${err}`);
+      }
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.once(sig, () => {
+    log(`\nbench: ${sig}, cleaning up…`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ── server child ───────────────────────────────────────────────────────────────────────────
+async function startServer(): Promise<string> {
+  dataDir = mkdtempSync(join(tmpdir(), "trellis-bench-"));
+  const env: Record<string, string> = {};
+  // The child parses its environment like the real server: keep none of the caller's Trellis
+  // settings, so the run depends only on what is set here.
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("TRELLIS_") && k !== "DATABASE_URL") env[k] = v;
+  }
+  Object.assign(env, {
+    DATABASE_URL: dbUrl,
+    TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
+    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
+    TRELLIS_LOG_LEVEL: LOG_LEVEL,
+    TRELLIS_DATA_DIR: dataDir,
+    NODE_ENV: "production",
+  });
+  const tsx = import.meta.resolve("tsx");
+  const c = spawn(process.execPath, ["--import", tsx, SERVER], {
+    cwd: ROOT,
+    env,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  child = c;
+  return await new Promise<string>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error("the bench server did not start within 60 s")), 60_000);
+    let ready = false;
+    c.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (!ready) fail(new Error(`the bench server exited before it was ready (code ${code}, signal ${signal})`));
+      else if (!cleaning) log(`bench: the server exited unexpectedly (code ${code}, signal ${signal})`);
+    });
+    createInterface({ input: c.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      let msg: { url?: unknown; error?: unknown } | undefined;
+      try {
+        msg = JSON.parse(line);
+      } catch {}
+      if (!ready && typeof msg?.url === "string") {
+        ready = true;
+        clearTimeout(timer);
+        done(msg.url);
+      } else if (!ready && typeof msg?.error === "string") {
+        clearTimeout(timer);
+        fail(new Error(`the bench server failed to start:\n${msg.error}`));
+      } else {
+        log(`[server] ${line}`); // the server's own log lines (warn and above by default)
+      }
+    });
+  });
+}
+
+// ── HTTP helpers ───────────────────────────────────────────────────────────────────────────
+async function call<T>(
+  base: string,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; headers?: Record<string, string>; expect: number },
+): Promise<T> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+  });
+  const text = await res.text();
+  if (res.status !== opts.expect) {
+    throw new Error(`${method} ${path}: expected ${opts.expect}, got ${res.status}: ${text.slice(0, 500)}`);
+  }
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+interface Target {
+  method: "GET" | "POST";
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+interface RoundResult {
+  rps: number;
+  requests: number;
+  p50: number;
+  p99: number;
+  bytesPerResponse: number;
+}
+
+async function measure(base: string, t: Target, duration: number): Promise<RoundResult> {
+  const r = await autocannon({
+    url: `${base}${t.path}`,
+    method: t.method,
+    headers: t.headers,
+    body: t.body,
+    connections: CONNECTIONS,
+    duration,
+  });
+  const bad = r.non2xx + r.errors + r.timeouts + (r.resets ?? 0) + (r.mismatches ?? 0);
+  if (bad > 0 || r["2xx"] === 0) {
+    let sample = "";
+    try {
+      const res = await fetch(`${base}${t.path}`, { method: t.method, headers: t.headers, body: t.body });
+      sample = ` A sample request now answers ${res.status}: ${(await res.text()).slice(0, 300)}`;
+    } catch (err) {
+      sample = ` A sample request now fails: ${err}`;
+    }
+    throw new Error(
+      `${t.method} ${t.path}: ${r["2xx"]} 2xx, ${r.non2xx} non-2xx (status counts ${JSON.stringify(r.statusCodeStats)}), ` +
+        `${r.errors} errors, ${r.timeouts} timeouts, ${r.resets ?? 0} resets.${sample}`,
+    );
+  }
+  return {
+    rps: r["2xx"] / r.duration,
+    requests: r["2xx"],
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    bytesPerResponse: r.throughput.total / Math.max(1, r.requests.total),
+  };
+}
+
+// ── statistics ─────────────────────────────────────────────────────────────────────────────
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+interface OpResult {
+  op: Op;
+  rounds: { governed: RoundResult; bare: RoundResult; ratio: number }[];
+  governed: { medianRps: number; p50: number; p99: number; bytesPerResponse: number };
+  bare: { medianRps: number; p50: number; p99: number; bytesPerResponse: number };
+  ratioOfMedians: number;
+  medianOfRatios: number;
+  target: number;
+  pass: boolean;
+}
+
+async function benchOp(op: Op, base: string, targets: Record<Variant, Target>): Promise<OpResult> {
+  for (let w = 0; w < WARMUP_ROUNDS; w++) {
+    log(`bench: ${op} warm-up ${w + 1}/${WARMUP_ROUNDS}`);
+    await measure(base, targets.governed, DURATION);
+    await measure(base, targets.bare, DURATION);
+  }
+  const rounds: OpResult["rounds"] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    // Alternate which variant goes first, so a drift over the run does not favour one of them.
+    const order: Variant[] = i % 2 === 0 ? ["governed", "bare"] : ["bare", "governed"];
+    const got: Partial<Record<Variant, RoundResult>> = {};
+    for (const v of order) got[v] = await measure(base, targets[v], DURATION);
+    const governed = got.governed as RoundResult;
+    const bare = got.bare as RoundResult;
+    rounds.push({ governed, bare, ratio: governed.rps / bare.rps });
+    log(
+      `bench: ${op} round ${i + 1}/${ROUNDS}: governed ${governed.rps.toFixed(0)} req/s, ` +
+        `bare ${bare.rps.toFixed(0)} req/s, ratio ${(governed.rps / bare.rps).toFixed(3)}`,
+    );
+  }
+  const summary = (v: Variant) => ({
+    medianRps: median(rounds.map((r) => r[v].rps)),
+    p50: median(rounds.map((r) => r[v].p50)),
+    p99: median(rounds.map((r) => r[v].p99)),
+    bytesPerResponse: median(rounds.map((r) => r[v].bytesPerResponse)),
+  });
+  const governed = summary("governed");
+  const bare = summary("bare");
+  const ratioOfMedians = governed.medianRps / bare.medianRps;
+  return {
+    op,
+    rounds,
+    governed,
+    bare,
+    ratioOfMedians,
+    medianOfRatios: median(rounds.map((r) => r.ratio)),
+    target: TARGETS[op],
+    pass: ratioOfMedians >= TARGETS[op],
+  };
+}
+
+// ── report ─────────────────────────────────────────────────────────────────────────────────
+function table(rows: string[][], rightAlignFrom = 2): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i >= rightAlignFrom ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+function report(results: OpResult[], meta: Record<string, unknown>): string {
+  const lines: string[] = [];
+  lines.push("");
+  lines.push(
+    `Trellis gateway bench: ${meta.postgres}, node ${process.version}, ${meta.cpus} CPUs, ` +
+      `${CONNECTIONS} connections, ${ROUNDS} rounds x ${DURATION} s (+${WARMUP_ROUNDS} warm-up), ` +
+      `log level ${LOG_LEVEL}${SYNC_COMMIT ? `, synchronous_commit=${SYNC_COMMIT}` : ""}`,
+  );
+  lines.push("");
+  const perVariant = [["op", "variant", "median req/s", "p50 ms", "p99 ms", "bytes/resp", "req/s per round"]];
+  for (const r of results) {
+    for (const v of ["governed", "bare"] as const) {
+      perVariant.push([
+        r.op,
+        v,
+        r[v].medianRps.toFixed(0),
+        r[v].p50.toFixed(1),
+        r[v].p99.toFixed(1),
+        r[v].bytesPerResponse.toFixed(0),
+        r.rounds.map((x) => x[v].rps.toFixed(0)).join(" "),
+      ]);
+    }
+  }
+  lines.push(table(perVariant));
+  lines.push("");
+  const ratios = [["op", "governed/bare", "ratio of medians", "median of ratios", "target", "result"]];
+  for (const r of results) {
+    ratios.push([
+      r.op,
+      "",
+      r.ratioOfMedians.toFixed(3),
+      r.medianOfRatios.toFixed(3),
+      `>= ${r.target.toFixed(2)}`,
+      r.pass ? "PASS" : "BELOW TARGET",
+    ]);
+  }
+  lines.push(table(ratios.map(([a, , ...rest]) => [a as string, ...rest]), 1));
+  lines.push("");
+  return lines.join("\n");
+}
+
+// ── main ───────────────────────────────────────────────────────────────────────────────────
+async function main() {
+  log(`bench: creating database ${dbName} on ${shownUrl}`);
+  const postgres = await withClient(BASE_URL, async (c) => {
+    await c.query(`CREATE DATABASE ${dbName}`);
+    dbCreated = true;
+    if (SYNC_COMMIT) await c.query(`ALTER DATABASE ${dbName} SET synchronous_commit = '${SYNC_COMMIT}'`);
+    const { rows } = await c.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+    return `PostgreSQL ${rows[0]?.v ?? "?"}`;
+  });
+
+  log("bench: starting the server (child process, migrating)…");
+  const base = await startServer();
+  log(`bench: server at ${base}`);
+  const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+  const app = await call<{ id: string }>(base, "POST", "/admin/v1/apps", {
+    headers: admin,
+    expect: 201,
+    body: {
+      name: "bench",
+      template: "form-intake",
+      owners: ["bench@example.com"],
+      payload_schema: {
+        type: "object",
+        required: ["title"],
+        properties: { title: { type: "string", maxLength: 200 }, n: { type: "integer" } },
+      },
+    },
+  });
+  const { token } = await call<{ token: string }>(base, "POST", `/admin/v1/apps/${app.id}/tokens`, {
+    headers: admin,
+    expect: 201,
+    body: { subject: SUBJECT, scopes: ["create", "read"], ttl_seconds: 3600 },
+  });
+
+  log(`bench: seeding ${SEED} submissions for ${SUBJECT} through the governed route…`);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < SEED) {
+        const n = next++;
+        await call(base, "POST", `/api/v1/apps/${app.id}/submissions`, {
+          token,
+          expect: 201,
+          body: { payload: { title: "seed", n } },
+        });
+      }
+    }),
+  );
+
+  const gatewayPath = `/api/v1/apps/${app.id}/submissions`;
+  const barePath = `/bench/bare/apps/${app.id}/submissions`;
+  const auth = { authorization: `Bearer ${token}` };
+  const json = { "content-type": "application/json" };
+  const writeBody = { form_id: FORM_ID, payload: { title: "bench", n: 1 } };
+  const targets: Record<Op, Record<Variant, Target>> = {
+    read: {
+      governed: { method: "GET", path: `${gatewayPath}?limit=${LIMIT}`, headers: auth },
+      bare: { method: "GET", path: `${barePath}?submitter=${SUBJECT}&limit=${LIMIT}`, headers: {} },
+    },
+    write: {
+      governed: { method: "POST", path: gatewayPath, headers: { ...auth, ...json }, body: JSON.stringify(writeBody) },
+      bare: {
+        method: "POST",
+        path: barePath,
+        headers: { ...json, "x-bench-submitter": SUBJECT },
+        body: JSON.stringify(writeBody),
+      },
+    },
+  };
+
+  // Both variants must answer the same thing, or the ratio means nothing.
+  type Page = { items: { id: string; created_at: string }[]; next_cursor: string | null };
+  const g = await call<Page>(base, "GET", targets.read.governed.path, { headers: auth, expect: 200 });
+  const b = await call<Page>(base, "GET", targets.read.bare.path, { expect: 200 });
+  if (
+    g.items.length !== LIMIT ||
+    JSON.stringify(g.items) !== JSON.stringify(b.items) ||
+    g.next_cursor !== b.next_cursor
+  ) {
+    throw new Error("the governed and bare list answers differ; the comparison would be meaningless");
+  }
+  const gw = await call<Record<string, unknown>>(base, "POST", gatewayPath, { headers: auth, body: writeBody, expect: 201 });
+  const bw = await call<Record<string, unknown>>(base, "POST", barePath, {
+    headers: { "x-bench-submitter": SUBJECT },
+    body: writeBody,
+    expect: 201,
+  });
+  if (Object.keys(gw).sort().join() !== Object.keys(bw).sort().join() || gw.submitter_id !== bw.submitter_id) {
+    throw new Error(`the governed and bare create answers differ: ${JSON.stringify(gw)} vs ${JSON.stringify(bw)}`);
+  }
+
+  const results: OpResult[] = [];
+  for (const op of OPS as Op[]) results.push(await benchOp(op, base, targets[op]));
+
+  // Governance really happened: one audit event per governed request.
+  const audit = await withClient(dbUrl, async (c) => {
+    const { rows } = await c.query<{ action: string; n: string }>(
+      "SELECT action, count(*) AS n FROM trellis.audit_events GROUP BY action ORDER BY action",
+    );
+    return Object.fromEntries(rows.map((r) => [r.action, Number(r.n)]));
+  });
+
+  const meta = { postgres, cpus: availableParallelism() };
+  process.stdout.write(report(results, meta));
+  process.stdout.write(`audit events written during the run: ${JSON.stringify(audit)}\n`);
+  if (JSON_OUT) {
+    const out = {
+      at: new Date().toISOString(),
+      ...meta,
+      node: process.version,
+      connections: CONNECTIONS,
+      duration_s: DURATION,
+      rounds: ROUNDS,
+      warmup_rounds: WARMUP_ROUNDS,
+      log_level: LOG_LEVEL,
+      synchronous_commit: SYNC_COMMIT ?? "server default",
+      results,
+      audit,
+    };
+    writeFileSync(JSON_OUT, `${JSON.stringify(out, null, 2)}\n`);
+    log(`bench: wrote ${JSON_OUT}`);
+  }
+}
+
+main()
+  .then(() => cleanup())
+  .then(() => process.exit(0))
+  .catch(async (err: unknown) => {
+    log(`\nbench FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await cleanup();
+    process.exit(1);
+  });

@@ -1,0 +1,133 @@
+/**
+ * The server under test, run as a child process of bench/run.ts so the load generator does not
+ * share its event loop. It builds the real app (buildApp + the pg driver, config from the
+ * environment through parseConfig) and, before listening, adds two *ungoverned* baseline routes
+ * that run the same SQL as the governed form-intake routes directly as the owner: no token, no
+ * scope check, no zod/Ajv validation, no claims, no row-level security, no audit event.
+ *
+ * Protocol with the parent: one JSON line on stdout, `{"url": "http://127.0.0.1:<port>"}`, once
+ * listening (or `{"error": "..."}`). The process stops on SIGTERM/SIGINT or when stdin closes
+ * (the parent went away).
+ */
+import type { FastifyInstance } from "fastify";
+import { uuidv7 } from "uuidv7";
+import { buildApp } from "../src/app";
+import { parseConfig } from "../src/config/config";
+import type { Db } from "../src/db/db";
+import { openPostgres } from "../src/db/postgres";
+
+interface Row {
+  id: string;
+  app_id: string;
+  form_id: string;
+  submitter_id: string;
+  payload: Record<string, unknown>;
+  created_at: Date;
+}
+
+// The same mapping as the governed repo (form-intake.repo.ts).
+const toRecord = (r: Row) => ({
+  id: r.id,
+  app_id: r.app_id,
+  form_id: r.form_id,
+  submitter_id: r.submitter_id,
+  payload: r.payload,
+  created_at: r.created_at.toISOString(),
+});
+
+const LIST_SQL =
+  "SELECT * FROM trellis.form_intake_submissions WHERE app_id = $1 AND submitter_id = $2 AND deleted_at IS NULL ORDER BY id DESC LIMIT $3";
+const INSERT_SQL =
+  "INSERT INTO trellis.form_intake_submissions (id, app_id, form_id, submitter_id, payload, created_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)";
+
+/** The baseline routes. Plain JSON in and out: no schemas, so no validation or zod serializer. */
+function addBareRoutes(app: FastifyInstance, db: Db): void {
+  app.get("/bench/bare/apps/:app/submissions", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const q = req.query as { submitter?: string; limit?: string };
+    const limit = Math.min(Math.max(Number(q.limit ?? 50) || 50, 1), 200);
+    if (!q.submitter) return reply.code(400).send({ error: "submitter is required" });
+    // limit + 1, as the governed list does, to know whether there is a next page.
+    const { rows } = await db.query<Row>(LIST_SQL, [appId, q.submitter, limit + 1]);
+    const more = rows.length > limit;
+    const items = (more ? rows.slice(0, limit) : rows).map(toRecord);
+    const last = items.at(-1);
+    const next_cursor =
+      more && last ? Buffer.from(JSON.stringify({ id: last.id })).toString("base64url") : null;
+    return { items, next_cursor };
+  });
+
+  app.post("/bench/bare/apps/:app/submissions", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const body = (req.body ?? {}) as {
+      form_id?: string;
+      payload?: Record<string, unknown>;
+      submitter?: string;
+    };
+    const header = req.headers["x-bench-submitter"];
+    const submitter = (typeof header === "string" ? header : undefined) ?? body.submitter;
+    if (!submitter || !body.payload) {
+      return reply.code(400).send({ error: "payload and a submitter are required" });
+    }
+    const record = {
+      id: uuidv7(),
+      app_id: appId,
+      form_id: body.form_id ?? "default",
+      submitter_id: submitter,
+      payload: body.payload,
+      created_at: new Date().toISOString(),
+    };
+    await db.query(INSERT_SQL, [
+      record.id,
+      record.app_id,
+      record.form_id,
+      record.submitter_id,
+      JSON.stringify(record.payload),
+      record.created_at,
+    ]);
+    return reply.code(201).send(record);
+  });
+}
+
+const say = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(msg)}\n`);
+
+async function main() {
+  const config = parseConfig(process.env);
+  if (!config.databaseUrl) throw new Error("bench server: DATABASE_URL is required");
+  const db = await openPostgres(config.databaseUrl);
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({ config, db });
+    addBareRoutes(app, db);
+    await app.listen({ host: "127.0.0.1", port: 0 });
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
+  const address = app.server.address();
+  if (!address || typeof address !== "object") throw new Error("bench server: no address");
+
+  let closing = false;
+  const stop = async () => {
+    if (closing) return;
+    closing = true;
+    try {
+      await app.close();
+      await db.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.stdin.on("end", stop);
+  process.stdin.on("error", stop);
+  process.stdin.resume();
+
+  say({ url: `http://127.0.0.1:${address.port}` });
+}
+
+main().catch((err: unknown) => {
+  say({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  process.exit(1);
+});

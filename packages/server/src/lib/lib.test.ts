@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { decodeCursor, encodeCursor } from "./cursor";
+import { newId, newRecordId } from "./ids";
+import { digestsEqual, open, randomSecret, seal, sha256Hex } from "./secrets";
+
+describe("ids", () => {
+  it("are prefixed, 26 base32 chars, and sort by creation time", async () => {
+    const a = newId("app");
+    await new Promise((r) => setTimeout(r, 2));
+    const b = newId("app");
+    expect(a).toMatch(/^app_[0-9a-hjkmnp-tv-z]{26}$/);
+    expect(a < b).toBe(true);
+    expect(newRecordId()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe("secrets", () => {
+  const key = Buffer.alloc(32, 9);
+  it("seal/open round-trips and binds the ciphertext to its AAD and key", () => {
+    const sealed = seal(key, "private jwk", "key_1");
+    expect(sealed).not.toContain("private");
+    expect(open(key, sealed, "key_1")).toBe("private jwk");
+    expect(() => open(key, sealed, "key_2")).toThrow();
+    expect(() => open(Buffer.alloc(32, 8), sealed, "key_1")).toThrow();
+    const raw = Buffer.from(sealed, "base64url");
+    raw[raw.length - 1] = (raw[raw.length - 1] as number) ^ 1;
+    expect(() => open(key, raw.toString("base64url"), "key_1")).toThrow();
+  });
+  it("compares digests in constant time and generates 256-bit secrets", () => {
+    expect(digestsEqual(sha256Hex("a"), sha256Hex("a"))).toBe(true);
+    expect(digestsEqual(sha256Hex("a"), sha256Hex("b"))).toBe(false);
+    expect(digestsEqual(sha256Hex("a"), "00")).toBe(false);
+    const s = randomSecret("trl_admin");
+    expect(s).toMatch(/^trl_admin_[A-Za-z0-9_-]{43}$/);
+    expect(randomSecret("x")).not.toBe(randomSecret("x"));
+  });
+});
+
+describe("cursors", () => {
+  it("round-trip and reject forged or oversized input", () => {
+    expect(decodeCursor(encodeCursor({ seq: 5 }), { seq: "number" })).toEqual({ seq: 5 });
+    expect(decodeCursor("%%%", { seq: "number" })).toBeUndefined();
+    expect(decodeCursor(encodeCursor({ seq: "5" }), { seq: "number" })).toBeUndefined();
+    expect(decodeCursor(Buffer.from("[1]").toString("base64url"), { seq: "number" })).toBeUndefined();
+    expect(decodeCursor(encodeCursor({ id: "x".repeat(101) }), { id: "string" })).toBeUndefined();
+  });
+});
