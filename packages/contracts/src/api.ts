@@ -128,4 +128,7 @@ export const AuditPage = z.object({
 });
 export type AuditPage = z.infer<typeof AuditPage>;
 
-export const Health = z.object({ status: z.literal("ok"), datastore: z.enum(["pglite", "postgres"]) });
+export const Health = z.object({
+  status: z.literal("ok"),
+  datastore: z.enum(["pglite", "postgres"]),
+});

@@ -1,7 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { Health } from "@trellis/contracts";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import {
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
 import type { Config } from "./config/config";
 import type { Db } from "./db/db";
 import { migrate } from "./db/migrate";
@@ -37,18 +41,33 @@ export interface AppDeps {
  * The one composition root: migrate, then repos → services → routes. The caller owns `db`
  * (and closes it after `app.close()`).
  */
-export async function buildApp({ config, db, clock = systemClock, announceAdminToken = () => {} }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({
+  config,
+  db,
+  clock = systemClock,
+  announceAdminToken = () => {},
+}: AppDeps): Promise<FastifyInstance> {
   const catalog = loadCatalog(TEMPLATES_DIR);
   await migrate(db, [
     { scope: "core", dir: CORE_MIGRATIONS },
-    ...[...catalog.values()].map((t) => ({ scope: `template:${t.summary.id}`, dir: t.migrationsDir })),
+    ...[...catalog.values()].map((t) => ({
+      scope: `template:${t.summary.id}`,
+      dir: t.migrationsDir,
+    })),
   ]);
 
   const audit = auditService({ db, clock });
   const creds = await loadAdminCredentials(db, clock, config.adminToken, announceAdminToken);
   const keys = await loadSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), clock);
   const apps = appsService({ db, catalog, clock, audit });
-  const tokens = tokensService({ db, keys, clock, audit, defaultTtl: config.tokenDefaultTtl, maxTtl: config.tokenMaxTtl });
+  const tokens = tokensService({
+    db,
+    keys,
+    clock,
+    audit,
+    defaultTtl: config.tokenDefaultTtl,
+    maxTtl: config.tokenMaxTtl,
+  });
 
   const app = Fastify({
     logger: { level: config.logLevel },
@@ -65,15 +84,33 @@ export async function buildApp({ config, db, clock = systemClock, announceAdminT
 
   app.decorateRequest("trellis", null as never);
   app.addHook("onRequest", async (req, reply) => {
-    req.trellis = { requestId: req.id, actorId: null, actorRole: "anonymous", appId: null, tokenId: null, audited: false };
+    req.trellis = {
+      requestId: req.id,
+      actorId: null,
+      actorRole: "anonymous",
+      appId: null,
+      tokenId: null,
+      audited: false,
+    };
     reply.header("x-request-id", req.id);
   });
   app.addHook("onResponse", async (req, reply) => {
-    req.log.info({ method: req.method, path: req.url.split("?")[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
+    req.log.info(
+      {
+        method: req.method,
+        path: req.url.split("?")[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      "request",
+    );
   });
   installErrorHandling(app, audit);
 
-  app.get("/healthz", { schema: { response: { 200: Health } } }, async () => ({ status: "ok" as const, datastore: db.kind }));
+  app.get("/healthz", { schema: { response: { 200: Health } } }, async () => ({
+    status: "ok" as const,
+    datastore: db.kind,
+  }));
 
   await app.register(
     async (admin) => {

@@ -1,3 +1,3 @@
 export { buildApp } from "./app";
-export { ConfigError, type Config, describeConfig, parseConfig } from "./config/config";
+export { type Config, ConfigError, describeConfig, parseConfig } from "./config/config";
 export { type Running, startServer } from "./main";

@@ -22,7 +22,10 @@ const printAdminToken = (token: string) =>
   );
 
 /** Parses the environment, opens the datastore, migrates, listens. */
-export async function startServer(env: Record<string, string | undefined>, announce = printAdminToken): Promise<Running> {
+export async function startServer(
+  env: Record<string, string | undefined>,
+  announce = printAdminToken,
+): Promise<Running> {
   const config = parseConfig(env);
   let release = async () => {};
   let db: Db;

@@ -6,13 +6,15 @@ import type { FastifyInstance, InjectOptions } from "fastify";
 import pg from "pg";
 import { buildApp } from "../src/app";
 import { parseConfig } from "../src/config/config";
-import type { Db, DatastoreKind } from "../src/db/db";
+import type { DatastoreKind, Db } from "../src/db/db";
 import { openPglite } from "../src/db/pglite";
 import { openPostgres } from "../src/db/postgres";
 import type { Clock } from "../src/lib/clock";
 
 /** The datastores every datastore test runs on: PGlite always, PostgreSQL when configured. */
-export const DATASTORES: DatastoreKind[] = process.env.TEST_DATABASE_URL ? ["pglite", "postgres"] : ["pglite"];
+export const DATASTORES: DatastoreKind[] = process.env.TEST_DATABASE_URL
+  ? ["pglite", "postgres"]
+  : ["pglite"];
 
 export interface FreshDb {
   db: Db;
@@ -69,10 +71,21 @@ export interface TestApp {
   dataDir: string;
   close(): Promise<void>;
   /** app.inject with JSON in and out, as the admin unless `token` is given. */
-  call(opts: { method: InjectOptions["method"]; url: string; body?: unknown; token?: string | null; headers?: Record<string, string>; payload?: string }): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+  call(opts: {
+    method: InjectOptions["method"];
+    url: string;
+    body?: unknown;
+    token?: string | null;
+    headers?: Record<string, string>;
+    payload?: string;
+    // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies as loose JSON and assert on them
+  }): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
 }
 
-export async function startTestApp(kind: DatastoreKind, env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  kind: DatastoreKind,
+  env: Record<string, string> = {},
+): Promise<TestApp> {
   const fresh = await freshDb(kind);
   const dataDir = mkdtempSync(join(tmpdir(), "trellis-test-"));
   const config = parseConfig({
@@ -100,7 +113,9 @@ export async function startTestApp(kind: DatastoreKind, env: Record<string, stri
         url,
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(body !== undefined || payload !== undefined ? { "content-type": "application/json" } : {}),
+          ...(body !== undefined || payload !== undefined
+            ? { "content-type": "application/json" }
+            : {}),
           ...headers,
         },
         payload: payload ?? (body === undefined ? undefined : JSON.stringify(body)),
@@ -138,7 +153,13 @@ export async function createApp(t: TestApp, name = "Requests"): Promise<string> 
 }
 
 /** Issues a token through the API and returns it. */
-export async function issueToken(t: TestApp, appId: string, subject: string, scopes: string[], ttl?: number): Promise<string> {
+export async function issueToken(
+  t: TestApp,
+  appId: string,
+  subject: string,
+  scopes: string[],
+  ttl?: number,
+): Promise<string> {
   const res = await t.call({
     method: "POST",
     url: `/admin/v1/apps/${appId}/tokens`,
@@ -150,6 +171,7 @@ export async function issueToken(t: TestApp, appId: string, subject: string, sco
 
 /** Audit events of one request, read directly from the table. */
 export async function auditFor(db: Db, requestId: string) {
+  // biome-ignore lint/suspicious/noExplicitAny: rows are asserted field by field
   const { rows } = await db.query<Record<string, any>>(
     "SELECT * FROM trellis.audit_events WHERE request_id = $1 ORDER BY seq",
     [requestId],

@@ -15,7 +15,9 @@ describe("data dir lock", () => {
   it("lets one holder in and refuses the second with a clear error naming the holder", async () => {
     const release = await lockDataDir(dir, () => {});
     await expect(lockDataDir(dir, () => {})).rejects.toThrow(DataDirLockedError);
-    await expect(lockDataDir(dir, () => {})).rejects.toThrow(new RegExp(`in use by another Trellis process \\(pid ${process.pid}\\)`));
+    await expect(lockDataDir(dir, () => {})).rejects.toThrow(
+      new RegExp(`in use by another Trellis process \\(pid ${process.pid}\\)`),
+    );
     await release();
     const again = await lockDataDir(dir, () => {});
     await again();
@@ -23,7 +25,16 @@ describe("data dir lock", () => {
 
   it("takes over the lock of a process that died without releasing it", async () => {
     // A real process takes the lock and is killed with SIGKILL, leaving lock and pid file behind.
-    const child = spawn(process.execPath, ["--import", "tsx", "-e", `import("${join(process.cwd(), "packages/server/src/db/lock.ts")}").then(m => m.lockDataDir(${JSON.stringify(dir)}, () => {}, 2000)).then(() => console.log("locked"))`], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "-e",
+        `import("${join(process.cwd(), "packages/server/src/db/lock.ts")}").then(m => m.lockDataDir(${JSON.stringify(dir)}, () => {}, 2000)).then(() => console.log("locked"))`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     await new Promise<void>((resolve, reject) => {
       child.stdout.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
       child.on("exit", (code) => reject(new Error(`child exited ${code}`)));

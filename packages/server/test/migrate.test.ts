@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CORE_MIGRATIONS } from "../src/app";
-import { migrate, MigrationError } from "../src/db/migrate";
+import { MigrationError, migrate } from "../src/db/migrate";
 import { DATASTORES, type FreshDb, freshDb } from "./harness";
 
 describe.each(DATASTORES)("migrations on %s", (kind) => {
@@ -21,9 +21,14 @@ describe.each(DATASTORES)("migrations on %s", (kind) => {
   it("applies pending files in order once, recording a checksum per file", async () => {
     writeFileSync(join(dir, "0001_a.sql"), "CREATE TABLE trellis.m_test (x int);");
     writeFileSync(join(dir, "0002_b.sql"), "INSERT INTO trellis.m_test VALUES (1);");
-    expect(await migrate(fresh.db, [{ scope: "t", dir }])).toEqual(["t/0001_a.sql", "t/0002_b.sql"]);
+    expect(await migrate(fresh.db, [{ scope: "t", dir }])).toEqual([
+      "t/0001_a.sql",
+      "t/0002_b.sql",
+    ]);
     expect(await migrate(fresh.db, [{ scope: "t", dir }])).toEqual([]);
-    const { rows } = await fresh.db.query<{ name: string; checksum: string }>("SELECT name, checksum FROM trellis.schema_migrations ORDER BY name");
+    const { rows } = await fresh.db.query<{ name: string; checksum: string }>(
+      "SELECT name, checksum FROM trellis.schema_migrations ORDER BY name",
+    );
     expect(rows.map((r) => r.name)).toEqual(["0001_a.sql", "0002_b.sql"]);
     for (const r of rows) expect(r.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect((await fresh.db.query("SELECT x FROM trellis.m_test")).rows).toEqual([{ x: 1 }]);
@@ -34,11 +39,16 @@ describe.each(DATASTORES)("migrations on %s", (kind) => {
     await migrate(fresh.db, [{ scope: "t", dir }]);
     writeFileSync(join(dir, "0001_a.sql"), "CREATE TABLE trellis.m_test (x int, y int);");
     await expect(migrate(fresh.db, [{ scope: "t", dir }])).rejects.toThrow(MigrationError);
-    await expect(migrate(fresh.db, [{ scope: "t", dir }])).rejects.toThrow(/was changed after it was applied/);
+    await expect(migrate(fresh.db, [{ scope: "t", dir }])).rejects.toThrow(
+      /was changed after it was applied/,
+    );
   });
 
   it("rolls back a failing migration entirely and records nothing", async () => {
-    writeFileSync(join(dir, "0001_bad.sql"), "CREATE TABLE trellis.m_half (x int); SELECT no_such_function();");
+    writeFileSync(
+      join(dir, "0001_bad.sql"),
+      "CREATE TABLE trellis.m_half (x int); SELECT no_such_function();",
+    );
     await expect(migrate(fresh.db, [{ scope: "t", dir }])).rejects.toThrow();
     const t = await fresh.db.query("SELECT to_regclass('trellis.m_half') AS t");
     expect(t.rows).toEqual([{ t: null }]);
@@ -47,7 +57,9 @@ describe.each(DATASTORES)("migrations on %s", (kind) => {
   });
 
   it("the core schema migrates on a fresh database and is idempotent", async () => {
-    expect(await migrate(fresh.db, [{ scope: "core", dir: CORE_MIGRATIONS }])).toEqual(["core/0001_core.sql"]);
+    expect(await migrate(fresh.db, [{ scope: "core", dir: CORE_MIGRATIONS }])).toEqual([
+      "core/0001_core.sql",
+    ]);
     expect(await migrate(fresh.db, [{ scope: "core", dir: CORE_MIGRATIONS }])).toEqual([]);
   });
 });

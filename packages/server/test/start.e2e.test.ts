@@ -37,8 +37,10 @@ function startCli(env: Record<string, string>): Proc {
 async function until(p: Proc, text: string, ms = 60_000) {
   const start = Date.now();
   while (!p.out().includes(text)) {
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for "${text}"; output:\n${p.out()}`);
-    if (p.child.exitCode !== null) throw new Error(`process exited (${p.child.exitCode}) before "${text}":\n${p.out()}`);
+    if (Date.now() - start > ms)
+      throw new Error(`timed out waiting for "${text}"; output:\n${p.out()}`);
+    if (p.child.exitCode !== null)
+      throw new Error(`process exited (${p.child.exitCode}) before "${text}":\n${p.out()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -49,7 +51,11 @@ describe("trellis start (real process, embedded database on disk)", () => {
 
   it("prints a generated admin token once, refuses a second process on the same folder, closes cleanly on SIGTERM, and keeps data across restarts", async () => {
     const port = await freePort();
-    const env = { TRELLIS_DATA_DIR: dataDir, TRELLIS_PORT: String(port), TRELLIS_LOG_LEVEL: "warn" };
+    const env = {
+      TRELLIS_DATA_DIR: dataDir,
+      TRELLIS_PORT: String(port),
+      TRELLIS_LOG_LEVEL: "warn",
+    };
     const base = `http://127.0.0.1:${port}`;
 
     const first = startCli(env);
@@ -60,7 +66,12 @@ describe("trellis start (real process, embedded database on disk)", () => {
     const created = await fetch(`${base}/admin/v1/apps`, {
       method: "POST",
       headers: admin,
-      body: JSON.stringify({ name: "Persisted", template: "form-intake", owners: ["a@example.com"], payload_schema: { type: "object" } }),
+      body: JSON.stringify({
+        name: "Persisted",
+        template: "form-intake",
+        owners: ["a@example.com"],
+        payload_schema: { type: "object" },
+      }),
     });
     expect(created.status).toBe(201);
     const app = (await created.json()) as { id: string };
@@ -84,7 +95,11 @@ describe("trellis start (real process, embedded database on disk)", () => {
   }, 120_000);
 
   it("stops with a clear message and exit code 1 on invalid configuration", async () => {
-    const p = startCli({ TRELLIS_DATA_DIR: dataDir, TRELLIS_PORT: "not-a-port", TRELLIS_COLOUR: "blue" });
+    const p = startCli({
+      TRELLIS_DATA_DIR: dataDir,
+      TRELLIS_PORT: "not-a-port",
+      TRELLIS_COLOUR: "blue",
+    });
     expect(await p.exited).toBe(1);
     expect(p.out()).toContain("Invalid configuration");
     expect(p.out()).toContain("TRELLIS_COLOUR is not a Trellis setting");

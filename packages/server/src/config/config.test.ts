@@ -4,21 +4,50 @@ import { ConfigError, describeConfig, parseConfig } from "./config";
 describe("parseConfig", () => {
   it("has safe defaults: local bind on 8080, embedded store, one-hour tokens", () => {
     const c = parseConfig({});
-    expect(c).toMatchObject({ port: 8080, host: "127.0.0.1", databaseUrl: undefined, adminToken: undefined, tokenDefaultTtl: 3600, tokenMaxTtl: 28_800, bodyLimit: 65_536 });
+    expect(c).toMatchObject({
+      port: 8080,
+      host: "127.0.0.1",
+      databaseUrl: undefined,
+      adminToken: undefined,
+      tokenDefaultTtl: 3600,
+      tokenMaxTtl: 28_800,
+      bodyLimit: 65_536,
+    });
     expect(c.dataDir.endsWith("/.trellis")).toBe(true);
   });
 
   it("reads every variable", () => {
     const key = Buffer.alloc(32, 1).toString("base64");
-    const c = parseConfig({ TRELLIS_PORT: "9090", TRELLIS_HOST: "0.0.0.0", DATABASE_URL: "postgres://u@h/db", TRELLIS_ADMIN_TOKEN: "x".repeat(32), TRELLIS_MASTER_KEY: key, TRELLIS_TOKEN_DEFAULT_TTL: "600", TRELLIS_TOKEN_MAX_TTL: "1200" });
-    expect(c).toMatchObject({ port: 9090, host: "0.0.0.0", databaseUrl: "postgres://u@h/db", adminToken: "x".repeat(32), tokenDefaultTtl: 600, tokenMaxTtl: 1200 });
+    const c = parseConfig({
+      TRELLIS_PORT: "9090",
+      TRELLIS_HOST: "0.0.0.0",
+      DATABASE_URL: "postgres://u@h/db",
+      TRELLIS_ADMIN_TOKEN: "x".repeat(32),
+      TRELLIS_MASTER_KEY: key,
+      TRELLIS_TOKEN_DEFAULT_TTL: "600",
+      TRELLIS_TOKEN_MAX_TTL: "1200",
+    });
+    expect(c).toMatchObject({
+      port: 9090,
+      host: "0.0.0.0",
+      databaseUrl: "postgres://u@h/db",
+      adminToken: "x".repeat(32),
+      tokenDefaultTtl: 600,
+      tokenMaxTtl: 1200,
+    });
     expect(c.masterKey?.equals(Buffer.alloc(32, 1))).toBe(true);
   });
 
   it("stops on unknown TRELLIS_ names and invalid values, listing them all, never echoing secrets", () => {
     let err: unknown;
     try {
-      parseConfig({ TRELLIS_PROT: "1", TRELLIS_PORT: "99999", DATABASE_URL: "mysql://x", TRELLIS_ADMIN_TOKEN: "short-secret", TRELLIS_MASTER_KEY: "c2hvcnQ=" });
+      parseConfig({
+        TRELLIS_PROT: "1",
+        TRELLIS_PORT: "99999",
+        DATABASE_URL: "mysql://x",
+        TRELLIS_ADMIN_TOKEN: "short-secret",
+        TRELLIS_MASTER_KEY: "c2hvcnQ=",
+      });
     } catch (e) {
       err = e;
     }
@@ -34,7 +63,9 @@ describe("parseConfig", () => {
   });
 
   it("refuses a default TTL above the maximum", () => {
-    expect(() => parseConfig({ TRELLIS_TOKEN_DEFAULT_TTL: "7200", TRELLIS_TOKEN_MAX_TTL: "3600" })).toThrow(/must not exceed/);
+    expect(() =>
+      parseConfig({ TRELLIS_TOKEN_DEFAULT_TTL: "7200", TRELLIS_TOKEN_MAX_TTL: "3600" }),
+    ).toThrow(/must not exceed/);
   });
 
   it("ignores variables outside its namespace and treats empty as unset", () => {
@@ -43,7 +74,15 @@ describe("parseConfig", () => {
 
   it("describes every variable, hiding secret values", () => {
     const rows = describeConfig({ TRELLIS_ADMIN_TOKEN: "x".repeat(40), TRELLIS_PORT: "1234" });
-    expect(rows.map((r) => r.name)).toEqual(expect.arrayContaining(["TRELLIS_PORT", "TRELLIS_HOST", "TRELLIS_DATA_DIR", "DATABASE_URL", "TRELLIS_ADMIN_TOKEN"]));
+    expect(rows.map((r) => r.name)).toEqual(
+      expect.arrayContaining([
+        "TRELLIS_PORT",
+        "TRELLIS_HOST",
+        "TRELLIS_DATA_DIR",
+        "DATABASE_URL",
+        "TRELLIS_ADMIN_TOKEN",
+      ]),
+    );
     expect(rows.find((r) => r.name === "TRELLIS_ADMIN_TOKEN")?.current).toBe("(set, hidden)");
     expect(rows.find((r) => r.name === "TRELLIS_PORT")?.current).toBe("1234");
     for (const r of rows) expect(r.describe.length).toBeGreaterThan(10);

@@ -59,7 +59,11 @@ const VARIABLES = {
   TRELLIS_BODY_LIMIT: {
     describe: "Largest request body in bytes.",
     default: "65536",
-    schema: z.coerce.number().int().min(1024).max(10 * 1024 * 1024),
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(10 * 1024 * 1024),
   },
   TRELLIS_LOG_LEVEL: {
     describe: "Log level: fatal, error, warn, info, debug, trace or silent.",

@@ -4,8 +4,9 @@ import type { Db, Queryable } from "./db";
 // int8 (count, identity columns) as number, as PGlite does. Our int8 values stay far below 2^53.
 const typeParsers = {
   getTypeParser: ((oid: number, format?: string) =>
-    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as
-    typeof pg.types.getTypeParser,
+    oid === 20
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
 const wrap = (c: pg.Pool | pg.PoolClient): Queryable => ({

@@ -36,7 +36,11 @@ const toSubmission = (r: Row): Submission => ({
 // Each call below is one statement, so one round trip: claims, query under RLS and the audit
 // event commit (or roll back) together.
 
-export async function createSubmission(q: Queryable, ctx: GatewayCtx, s: Omit<Submission, "created_at" | "app_id" | "submitter_id">): Promise<Submission> {
+export async function createSubmission(
+  q: Queryable,
+  ctx: GatewayCtx,
+  s: Omit<Submission, "created_at" | "app_id" | "submitter_id">,
+): Promise<Submission> {
   await q.query("SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb)", [
     JSON.stringify(ctx),
     s.id,
@@ -51,24 +55,30 @@ export async function listSubmissions(
   ctx: GatewayCtx,
   f: { formId?: string; beforeId?: string; limit: number },
 ): Promise<Submission[]> {
-  const { rows } = await q.query<Row>("SELECT * FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)", [
-    JSON.stringify(ctx),
-    f.formId ?? null,
-    f.beforeId ?? null,
-    f.limit,
-  ]);
+  const { rows } = await q.query<Row>(
+    "SELECT * FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)",
+    [JSON.stringify(ctx), f.formId ?? null, f.beforeId ?? null, f.limit],
+  );
   return rows.map(toSubmission);
 }
 
-export async function getSubmission(q: Queryable, ctx: GatewayCtx, id: string): Promise<Submission | undefined> {
-  const { rows } = await q.query<Row>("SELECT * FROM trellis.gw_form_intake_get($1::jsonb, $2::uuid)", [
-    JSON.stringify(ctx),
-    id,
-  ]);
+export async function getSubmission(
+  q: Queryable,
+  ctx: GatewayCtx,
+  id: string,
+): Promise<Submission | undefined> {
+  const { rows } = await q.query<Row>(
+    "SELECT * FROM trellis.gw_form_intake_get($1::jsonb, $2::uuid)",
+    [JSON.stringify(ctx), id],
+  );
   return rows[0] && toSubmission(rows[0]);
 }
 
-export async function deleteSubmission(q: Queryable, ctx: GatewayCtx, id: string): Promise<boolean> {
+export async function deleteSubmission(
+  q: Queryable,
+  ctx: GatewayCtx,
+  id: string,
+): Promise<boolean> {
   const { rows } = await q.query<{ deleted: boolean }>(
     "SELECT trellis.gw_form_intake_delete($1::jsonb, $2::uuid) AS deleted",
     [JSON.stringify(ctx), id],

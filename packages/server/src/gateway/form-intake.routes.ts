@@ -14,12 +14,21 @@ import type { Clock } from "../lib/clock";
 import { decodeCursor, encodeCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newId, newRecordId } from "../lib/ids";
-import { createSubmission, deleteSubmission, type GatewayCtx, getSubmission, listSubmissions } from "./form-intake.repo";
+import {
+  createSubmission,
+  deleteSubmission,
+  type GatewayCtx,
+  getSubmission,
+  listSubmissions,
+} from "./form-intake.repo";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The gateway routes of the form-intake template. Auth (token, app, scope) ran in onRequest. */
-export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> = async (app, { db, clock }) => {
+export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> = async (
+  app,
+  { db, clock },
+) => {
   const ctxOf = (c: RequestContext): GatewayCtx => {
     const claims = c.claims;
     if (!claims) throw new TrellisError("auth_required"); // unreachable: the hook sets it
@@ -43,8 +52,19 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> =
     },
     async (req, reply) => {
       const issues = req.trellis.governed?.validatePayload(req.body.payload);
-      if (issues) throw new TrellisError("payload_invalid", issues.map((i) => ({ path: `/payload${i.path === "/" ? "" : i.path}`, message: i.message })));
-      const stored = await createSubmission(db, ctxOf(req.trellis), { id: newRecordId(), form_id: req.body.form_id, payload: req.body.payload });
+      if (issues)
+        throw new TrellisError(
+          "payload_invalid",
+          issues.map((i) => ({
+            path: `/payload${i.path === "/" ? "" : i.path}`,
+            message: i.message,
+          })),
+        );
+      const stored = await createSubmission(db, ctxOf(req.trellis), {
+        id: newRecordId(),
+        form_id: req.body.form_id,
+        payload: req.body.payload,
+      });
       req.trellis.audited = true;
       return reply.code(201).send(stored);
     },
@@ -53,7 +73,11 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> =
   app.get(
     "/apps/:app/submissions",
     {
-      schema: { params: AppParams, querystring: ListSubmissionsQuery, response: { 200: SubmissionPage } },
+      schema: {
+        params: AppParams,
+        querystring: ListSubmissionsQuery,
+        response: { 200: SubmissionPage },
+      },
       config: { action: "submission.list", resourceType, anyScope: ["read", "read:all"] },
     },
     async (req) => {
@@ -61,10 +85,17 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> =
       let beforeId: string | undefined;
       if (cursor) {
         const c = decodeCursor(cursor, { id: "string" });
-        if (!c || !UUID.test(c.id as string)) throw new TrellisError("invalid_request", [{ path: "/cursor", message: "is not a cursor from this API" }]);
+        if (!c || !UUID.test(c.id as string))
+          throw new TrellisError("invalid_request", [
+            { path: "/cursor", message: "is not a cursor from this API" },
+          ]);
         beforeId = c.id as string;
       }
-      const rows = await listSubmissions(db, ctxOf(req.trellis), { formId: form_id, beforeId, limit: limit + 1 });
+      const rows = await listSubmissions(db, ctxOf(req.trellis), {
+        formId: form_id,
+        beforeId,
+        limit: limit + 1,
+      });
       req.trellis.audited = true;
       const more = rows.length > limit;
       const items = more ? rows.slice(0, limit) : rows;

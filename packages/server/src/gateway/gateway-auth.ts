@@ -31,7 +31,8 @@ export const gatewayAuth =
     if (!governed) throw new TrellisError("app_not_found");
     if (governed.app.status !== "active") throw new TrellisError("forbidden");
     const need = req.routeOptions.config.anyScope;
-    if (need && !need.some((s) => result.claims.scopes.has(s))) throw new TrellisError("scope_missing");
+    if (need && !need.some((s) => result.claims.scopes.has(s)))
+      throw new TrellisError("scope_missing");
     ctx.claims = result.claims;
     ctx.governed = governed;
   };

@@ -34,8 +34,20 @@ function classify(err: unknown): { code: ErrorCode; issues?: ErrorIssue[] } {
   return { code: "internal" };
 }
 
-export function sendError(reply: FastifyReply, code: ErrorCode, requestId: string, issues?: ErrorIssue[]) {
-  const body: ErrorBody = { error: { code, message: ERRORS[code].message, request_id: requestId, ...(issues ? { issues } : {}) } };
+export function sendError(
+  reply: FastifyReply,
+  code: ErrorCode,
+  requestId: string,
+  issues?: ErrorIssue[],
+) {
+  const body: ErrorBody = {
+    error: {
+      code,
+      message: ERRORS[code].message,
+      request_id: requestId,
+      ...(issues ? { issues } : {}),
+    },
+  };
   return reply.code(ERRORS[code].status).type("application/json").send(JSON.stringify(body));
 }
 

@@ -10,7 +10,9 @@ describe("ids", () => {
     const b = newId("app");
     expect(a).toMatch(/^app_[0-9a-hjkmnp-tv-z]{26}$/);
     expect(a < b).toBe(true);
-    expect(newRecordId()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(newRecordId()).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
   });
 });
 
@@ -41,7 +43,9 @@ describe("cursors", () => {
     expect(decodeCursor(encodeCursor({ seq: 5 }), { seq: "number" })).toEqual({ seq: 5 });
     expect(decodeCursor("%%%", { seq: "number" })).toBeUndefined();
     expect(decodeCursor(encodeCursor({ seq: "5" }), { seq: "number" })).toBeUndefined();
-    expect(decodeCursor(Buffer.from("[1]").toString("base64url"), { seq: "number" })).toBeUndefined();
+    expect(
+      decodeCursor(Buffer.from("[1]").toString("base64url"), { seq: "number" }),
+    ).toBeUndefined();
     expect(decodeCursor(encodeCursor({ id: "x".repeat(101) }), { id: "string" })).toBeUndefined();
   });
 });

@@ -1,7 +1,14 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 
 /** SHA-256 hex. Used for high-entropy secrets only (random tokens), never for passwords. */
-export const sha256Hex = (value: string): string => createHash("sha256").update(value).digest("hex");
+export const sha256Hex = (value: string): string =>
+  createHash("sha256").update(value).digest("hex");
 
 /** Constant-time comparison of two hex digests of equal length. */
 export function digestsEqual(a: string, b: string): boolean {

@@ -1,7 +1,7 @@
 import type { Db } from "../../db/db";
 import type { Clock } from "../../lib/clock";
-import { digestsEqual, randomSecret, sha256Hex } from "../../lib/secrets";
 import { newId } from "../../lib/ids";
+import { digestsEqual, randomSecret, sha256Hex } from "../../lib/secrets";
 
 export interface AdminCredentials {
   /** The admin's actor id for a presented bearer token, or undefined when it is not valid. */
@@ -33,11 +33,10 @@ export async function loadAdminCredentials(
     if (configured || rows.length > 0) return undefined;
     const token = randomSecret("trl_admin");
     const id = newId("admin");
-    await tx.query("INSERT INTO trellis.admin_credentials (id, token_sha256, created_at) VALUES ($1, $2, $3)", [
-      id,
-      sha256Hex(token),
-      clock.now(),
-    ]);
+    await tx.query(
+      "INSERT INTO trellis.admin_credentials (id, token_sha256, created_at) VALUES ($1, $2, $3)",
+      [id, sha256Hex(token), clock.now()],
+    );
     hashes.set(sha256Hex(token), `admin:${id}`);
     return token;
   });

@@ -31,8 +31,16 @@ export async function insertApp(tx: Queryable, app: App, createdBy: string): Pro
        retention_days, status, created_at, created_by)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     [
-      app.id, app.name, app.template, app.template_version, app.owners,
-      JSON.stringify(app.payload_schema), app.retention_days, app.status, app.created_at, createdBy,
+      app.id,
+      app.name,
+      app.template,
+      app.template_version,
+      app.owners,
+      JSON.stringify(app.payload_schema),
+      app.retention_days,
+      app.status,
+      app.created_at,
+      createdBy,
     ],
   );
 }

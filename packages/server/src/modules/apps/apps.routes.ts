@@ -4,10 +4,10 @@ import { auditContext } from "../../http/context";
 import type { AuditService } from "../audit/audit.service";
 import type { AppsService } from "./apps.service";
 
-export const appsRoutes: FastifyPluginAsyncZod<{ apps: AppsService; audit: Pick<AuditService, "record"> }> = async (
-  app,
-  { apps, audit },
-) => {
+export const appsRoutes: FastifyPluginAsyncZod<{
+  apps: AppsService;
+  audit: Pick<AuditService, "record">;
+}> = async (app, { apps, audit }) => {
   app.post(
     "/apps",
     {
@@ -23,10 +23,17 @@ export const appsRoutes: FastifyPluginAsyncZod<{ apps: AppsService; audit: Pick<
 
   app.get(
     "/apps/:app",
-    { schema: { params: AppParams, response: { 200: App } }, config: { action: "app.get", resourceType: "app" } },
+    {
+      schema: { params: AppParams, response: { 200: App } },
+      config: { action: "app.get", resourceType: "app" },
+    },
     async (req) => {
       const found = await apps.get(req.params.app);
-      await audit.record(auditContext(req.trellis), { action: "app.get", resourceType: "app", resourceId: found.id });
+      await audit.record(auditContext(req.trellis), {
+        action: "app.get",
+        resourceType: "app",
+        resourceId: found.id,
+      });
       return found;
     },
   );

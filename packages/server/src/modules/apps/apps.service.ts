@@ -6,7 +6,11 @@ import { newId } from "../../lib/ids";
 import type { AuditContext, AuditService } from "../audit/audit.service";
 import type { Catalog, Template } from "../catalog/catalog";
 import { findApp, insertApp } from "./apps.repo";
-import { checkPayloadSchema, compilePayloadValidator, type PayloadValidator } from "./payload-schema";
+import {
+  checkPayloadSchema,
+  compilePayloadValidator,
+  type PayloadValidator,
+} from "./payload-schema";
 
 /** What the gateway needs of an app on every request, built once per app and cached. */
 export interface GovernedApp {
@@ -27,12 +31,18 @@ export const appsService = ({ db, catalog, clock, audit }: Deps) => {
 
   async function create(ctx: AuditContext, req: CreateAppRequest): Promise<App> {
     const template = catalog.get(req.template);
-    if (!template) throw new TrellisError("template_not_found", [{ path: "/template", message: `no template "${req.template.slice(0, 64)}"` }]);
+    if (!template)
+      throw new TrellisError("template_not_found", [
+        { path: "/template", message: `no template "${req.template.slice(0, 64)}"` },
+      ]);
     const checked = checkPayloadSchema(req.payload_schema);
     if ("issues" in checked) {
       throw new TrellisError(
         "payload_schema_invalid",
-        checked.issues.map((i) => ({ path: `/payload_schema${i.path === "/" ? "" : i.path}`, message: i.message })),
+        checked.issues.map((i) => ({
+          path: `/payload_schema${i.path === "/" ? "" : i.path}`,
+          message: i.message,
+        })),
       );
     }
     const app: App = {
@@ -48,7 +58,11 @@ export const appsService = ({ db, catalog, clock, audit }: Deps) => {
     };
     await db.transaction(async (tx) => {
       await insertApp(tx, app, ctx.actorId ?? "unknown");
-      await audit.record({ ...ctx, appId: app.id }, { action: "app.create", resourceType: "app", resourceId: app.id }, tx);
+      await audit.record(
+        { ...ctx, appId: app.id },
+        { action: "app.create", resourceType: "app", resourceId: app.id },
+        tx,
+      );
     });
     return app;
   }

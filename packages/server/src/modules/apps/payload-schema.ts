@@ -19,7 +19,17 @@ export const LIMITS = {
   maxEnum: 500,
 } as const;
 
-export const FORMATS = ["date", "date-time", "time", "email", "uri", "uuid", "ipv4", "ipv6", "hostname"] as const;
+export const FORMATS = [
+  "date",
+  "date-time",
+  "time",
+  "email",
+  "uri",
+  "uuid",
+  "ipv4",
+  "ipv6",
+  "hostname",
+] as const;
 
 const TYPES = ["string", "number", "integer", "boolean", "object", "array", "null"];
 const count = { type: "integer", minimum: 0, maximum: 1_000_000 };
@@ -46,9 +56,13 @@ const META = {
           type: "array",
           minItems: 1,
           maxItems: LIMITS.maxEnum,
-          items: { anyOf: [{ type: "string", maxLength: 500 }, { type: ["number", "boolean", "null"] }] },
+          items: {
+            anyOf: [{ type: "string", maxLength: 500 }, { type: ["number", "boolean", "null"] }],
+          },
         },
-        const: { anyOf: [{ type: "string", maxLength: 500 }, { type: ["number", "boolean", "null"] }] },
+        const: {
+          anyOf: [{ type: "string", maxLength: 500 }, { type: ["number", "boolean", "null"] }],
+        },
         minLength: count,
         maxLength: count,
         pattern: { type: "string", maxLength: LIMITS.maxPatternLength },
@@ -97,7 +111,12 @@ const issuesOf = (errors: ErrorObject[] | null | undefined): Issue[] =>
   }));
 
 function newAjv() {
-  const ajv = new Ajv({ strict: true, allowUnionTypes: true, allErrors: true, unicodeRegExp: true });
+  const ajv = new Ajv({
+    strict: true,
+    allowUnionTypes: true,
+    allErrors: true,
+    unicodeRegExp: true,
+  });
   addFormats(ajv, [...FORMATS]);
   return ajv;
 }
@@ -124,7 +143,8 @@ function walk(node: Node, depth: number, path: string, issues: Issue[]): Node {
       issues.push({ path: `${path}/pattern`, message: "is not a valid regular expression" });
     }
   }
-  const isObject = node.type === "object" || (Array.isArray(node.type) && node.type.includes("object"));
+  const isObject =
+    node.type === "object" || (Array.isArray(node.type) && node.type.includes("object"));
   if (node.properties && typeof node.properties === "object") {
     const props: Node = {};
     for (const [k, v] of Object.entries(node.properties as Node)) {
@@ -147,7 +167,9 @@ function walk(node: Node, depth: number, path: string, issues: Issue[]): Node {
 export function checkPayloadSchema(schema: unknown): { schema: Node } | { issues: Issue[] } {
   const size = Buffer.byteLength(JSON.stringify(schema ?? null));
   if (size > LIMITS.maxSchemaBytes) {
-    return { issues: [{ path: "/", message: `is ${size} bytes; the limit is ${LIMITS.maxSchemaBytes}` }] };
+    return {
+      issues: [{ path: "/", message: `is ${size} bytes; the limit is ${LIMITS.maxSchemaBytes}` }],
+    };
   }
   if (!checkMeta(schema)) return { issues: issuesOf(checkMeta.errors) };
   const root = schema as Node;

@@ -23,8 +23,19 @@ export async function insertEvent(q: Queryable, e: NewAuditEvent): Promise<void>
        resource_type, resource_id, app_id, token_id, policy_id, outcome, error_code, request_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [
-      e.event_id, e.occurred_at, e.actor_id, e.actor_role, e.action, e.resource_type,
-      e.resource_id, e.app_id, e.token_id, e.policy_id, e.outcome, e.error_code, e.request_id,
+      e.event_id,
+      e.occurred_at,
+      e.actor_id,
+      e.actor_role,
+      e.action,
+      e.resource_type,
+      e.resource_id,
+      e.app_id,
+      e.token_id,
+      e.policy_id,
+      e.outcome,
+      e.error_code,
+      e.request_id,
     ],
   );
 }
@@ -52,7 +63,14 @@ export async function listEvents(q: Queryable, f: EventFilter): Promise<AuditEve
         AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR outcome = $4)
         AND ($5::bigint IS NULL OR seq < $5)
       ORDER BY seq DESC LIMIT $6`,
-    [f.app ?? null, f.actor ?? null, f.action ?? null, f.outcome ?? null, f.beforeSeq ?? null, f.limit],
+    [
+      f.app ?? null,
+      f.actor ?? null,
+      f.action ?? null,
+      f.outcome ?? null,
+      f.beforeSeq ?? null,
+      f.limit,
+    ],
   );
   return rows.map(({ occurred_at, ...r }) => ({ ...r, timestamp: occurred_at.toISOString() }));
 }

@@ -3,7 +3,10 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { auditContext } from "../../http/context";
 import type { AuditService } from "./audit.service";
 
-export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async (app, { audit }) => {
+export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async (
+  app,
+  { audit },
+) => {
   app.get(
     "/audit",
     {
@@ -12,7 +15,10 @@ export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async
     },
     async (req) => {
       const page = await audit.list(req.query);
-      await audit.record(auditContext(req.trellis), { action: "audit.list", resourceType: "audit_event" });
+      await audit.record(auditContext(req.trellis), {
+        action: "audit.list",
+        resourceType: "audit_event",
+      });
       return page;
     },
   );

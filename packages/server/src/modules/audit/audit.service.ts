@@ -2,8 +2,8 @@ import type { ActorRole, AuditAction, AuditPage, AuditQuery } from "@trellis/con
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { decodeCursor, encodeCursor } from "../../lib/cursor";
-import { newId } from "../../lib/ids";
 import { TrellisError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import { insertEvent, listEvents } from "./audit.repo";
 
 /** Who did it and in which request: what every audit event carries besides the action. */
@@ -53,7 +53,10 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
     let beforeSeq: number | undefined;
     if (query.cursor) {
       const c = decodeCursor(query.cursor, { seq: "number" });
-      if (!c) throw new TrellisError("invalid_request", [{ path: "/cursor", message: "is not a cursor from this API" }]);
+      if (!c)
+        throw new TrellisError("invalid_request", [
+          { path: "/cursor", message: "is not a cursor from this API" },
+        ]);
       beforeSeq = c.seq as number;
     }
     const items = await listEvents(db, { ...query, beforeSeq, limit: query.limit + 1 });

@@ -45,26 +45,39 @@ export interface SigningKeys {
  * sealed (AES-256-GCM, AAD = kid) before they touch the database.
  * (Rotation and retirement come with the tokens issue.)
  */
-export async function loadSigningKeys(db: Db, masterKey: Buffer, clock: Clock): Promise<SigningKeys> {
+export async function loadSigningKeys(
+  db: Db,
+  masterKey: Buffer,
+  clock: Clock,
+): Promise<SigningKeys> {
   const select = () =>
     db.query<KeyRow>(
       "SELECT kid, public_jwk, private_jwk_sealed, created_at FROM trellis.signing_keys WHERE retired_at IS NULL ORDER BY created_at",
     );
   let { rows } = await select();
   if (rows.length === 0) {
-    const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+    const { privateKey, publicKey } = await generateKeyPair("EdDSA", {
+      crv: "Ed25519",
+      extractable: true,
+    });
     const kid = newId("key");
     const priv = JSON.stringify(await exportJWK(privateKey));
     await db.query(
       "INSERT INTO trellis.signing_keys (kid, alg, public_jwk, private_jwk_sealed, created_at) VALUES ($1, 'EdDSA', $2, $3, $4)",
-      [kid, JSON.stringify({ ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" }), seal(masterKey, priv, kid), clock.now()],
+      [
+        kid,
+        JSON.stringify({ ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" }),
+        seal(masterKey, priv, kid),
+        clock.now(),
+      ],
     );
     ({ rows } = await select());
   }
   const publics = new Map<string, CryptoKey>();
   const addPublics = async (list: KeyRow[]) => {
     for (const r of list) {
-      if (!publics.has(r.kid)) publics.set(r.kid, (await importJWK(r.public_jwk, "EdDSA")) as CryptoKey);
+      if (!publics.has(r.kid))
+        publics.set(r.kid, (await importJWK(r.public_jwk, "EdDSA")) as CryptoKey);
     }
   };
   await addPublics(rows);

@@ -5,10 +5,10 @@ import { TrellisError } from "../../lib/errors";
 import type { AppsService } from "../apps/apps.service";
 import type { TokensService } from "./tokens.service";
 
-export const tokensRoutes: FastifyPluginAsyncZod<{ apps: AppsService; tokens: TokensService }> = async (
-  app,
-  { apps, tokens },
-) => {
+export const tokensRoutes: FastifyPluginAsyncZod<{
+  apps: AppsService;
+  tokens: TokensService;
+}> = async (app, { apps, tokens }) => {
   app.post(
     "/apps/:app/tokens",
     {

@@ -21,7 +21,9 @@ export interface TokenClaims {
   expiresAt: number; // epoch seconds
 }
 
-export type VerifyResult = { ok: true; claims: TokenClaims } | { ok: false; code: ErrorCode; claims?: TokenClaims };
+export type VerifyResult =
+  | { ok: true; claims: TokenClaims }
+  | { ok: false; code: ErrorCode; claims?: TokenClaims };
 
 interface Deps {
   db: Db;
@@ -46,11 +48,19 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: De
   ): Promise<TokenIssued> {
     const unknown = req.scopes.filter((s) => !app.templateScopes.has(s));
     if (unknown.length > 0) {
-      throw new TrellisError("scope_unknown", unknown.map((s) => ({ path: "/scopes", message: `"${s}" is not a scope of this template` })));
+      throw new TrellisError(
+        "scope_unknown",
+        unknown.map((s) => ({
+          path: "/scopes",
+          message: `"${s}" is not a scope of this template`,
+        })),
+      );
     }
     const ttl = req.ttl_seconds ?? defaultTtl;
     if (ttl < 60 || ttl > maxTtl) {
-      throw new TrellisError("ttl_out_of_range", [{ path: "/ttl_seconds", message: `must be between 60 and ${maxTtl}` }]);
+      throw new TrellisError("ttl_out_of_range", [
+        { path: "/ttl_seconds", message: `must be between 60 and ${maxTtl}` },
+      ]);
     }
     const scopes = [...new Set(req.scopes)].sort();
     const tokenId = newId("token");
@@ -72,11 +82,30 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: De
       await tx.query(
         `INSERT INTO trellis.tokens (id, app_id, subject, scopes, kid, issued_at, expires_at, issued_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [tokenId, app.id, req.subject, scopes, kid, new Date(iat * 1000), new Date(exp * 1000), ctx.actorId],
+        [
+          tokenId,
+          app.id,
+          req.subject,
+          scopes,
+          kid,
+          new Date(iat * 1000),
+          new Date(exp * 1000),
+          ctx.actorId,
+        ],
       );
-      await audit.record({ ...ctx, tokenId }, { action: "token.create", resourceType: "token", resourceId: tokenId }, tx);
+      await audit.record(
+        { ...ctx, tokenId },
+        { action: "token.create", resourceType: "token", resourceId: tokenId },
+        tx,
+      );
     });
-    return { token, token_id: tokenId, subject: req.subject, scopes, expires_at: new Date(exp * 1000).toISOString() };
+    return {
+      token,
+      token_id: tokenId,
+      subject: req.subject,
+      scopes,
+      expires_at: new Date(exp * 1000).toISOString(),
+    };
   }
 
   // Signature verification is cached per token string until the token expires: the result
@@ -103,8 +132,12 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: De
       );
       const { exp, iat, jti, sub, aud, scope } = payload as Record<string, unknown>;
       if (
-        typeof exp !== "number" || typeof iat !== "number" || typeof jti !== "string" ||
-        typeof sub !== "string" || typeof aud !== "string" || typeof scope !== "string" ||
+        typeof exp !== "number" ||
+        typeof iat !== "number" ||
+        typeof jti !== "string" ||
+        typeof sub !== "string" ||
+        typeof aud !== "string" ||
+        typeof scope !== "string" ||
         exp - iat > maxTtl + CLOCK_SKEW_S
       ) {
         return { ok: false, code: "token_invalid" };
@@ -112,11 +145,19 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: De
       const scopes = new Set(scope.split(" ").filter(Boolean));
       return {
         ok: true,
-        claims: { tokenId: jti, appId: aud, subject: sub, scopes, scopeString: [...scopes].join(" "), expiresAt: exp },
+        claims: {
+          tokenId: jti,
+          appId: aud,
+          subject: sub,
+          scopes,
+          scopeString: [...scopes].join(" "),
+          expiresAt: exp,
+        },
       };
     } catch (err) {
       if (err instanceof errors.JWTExpired) return { ok: false, code: "token_expired" };
-      if (err instanceof errors.JWTClaimValidationFailed && err.claim === "nbf") return { ok: false, code: "token_not_yet_valid" };
+      if (err instanceof errors.JWTClaimValidationFailed && err.claim === "nbf")
+        return { ok: false, code: "token_not_yet_valid" };
       return { ok: false, code: "token_invalid" };
     }
   }
