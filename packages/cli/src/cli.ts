@@ -1,22 +1,56 @@
 import { describeConfig, startServer } from "@trellis/server";
+import { CLIENT_COMMANDS, type ClientCommand, DEFAULT_URL, runClientCommand } from "./commands";
+import { HelpRequested, printError, UsageError } from "./output";
 
-const USAGE = `Usage: trellis <command>
+export const USAGE = `Usage: trellis <command> [options]
 
-Commands:
+Server:
   start     Start the server (embedded database unless DATABASE_URL is set)
   config    Show every setting, its default and its current value
-  help      Show this text
+
+Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
+  templates [--json]
+            List the template catalog
+  apps create --name NAME --template ID --owner EMAIL [--owner EMAIL…]
+              --schema FILE_OR_JSON [--retention-days N]
+            Create an app; prints the app as JSON
+  apps get APP_ID
+            Show one app as JSON
+  tokens create APP_ID --subject SUBJECT --scope SCOPE [--scope SCOPE…] [--ttl SECONDS]
+            Issue an app token; prints {token, token_id, expires_at, …} (shown only once)
+  audit [--app APP_ID] [--actor ACTOR] [--action ACTION] [--outcome allowed|denied|error]
+        [--limit N] [--cursor C] [--json]
+            Audit events, newest first, as a table (or the page as JSON)
+
+App API (an app token: --token T or TRELLIS_APP_TOKEN):
+  submit APP_ID --payload JSON_OR_FILE [--form FORM_ID] [--token T]
+            Submit an entry; prints it as JSON
+  submissions APP_ID [--limit N] [--cursor C] [--form FORM_ID] [--token T]
+            One page of entries, newest first, as JSON
+
+  help      Show this text (also: trellis <command> --help)
+
+Exit codes: 0 done, 1 the server refused or could not be reached, 2 usage error.
 `;
 
+const isClientCommand = (command: string): command is ClientCommand =>
+  (CLIENT_COMMANDS as readonly string[]).includes(command);
+
 /** Runs one CLI command; returns the exit code. */
-export async function run(argv: string[], env: Record<string, string | undefined>): Promise<number> {
-  const [command = "help"] = argv;
+export async function run(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): Promise<number> {
+  const [command = "help", ...args] = argv;
+  if (isClientCommand(command)) return client(command, args, env);
   switch (command) {
     case "start":
       return start(env);
     case "config": {
       for (const row of describeConfig(env)) {
-        process.stdout.write(`${row.name}\n  ${row.describe}\n  default: ${row.default}${row.current ? `\n  current: ${row.current}` : ""}\n\n`);
+        process.stdout.write(
+          `${row.name}\n  ${row.describe}\n  default: ${row.default}${row.current ? `\n  current: ${row.current}` : ""}\n\n`,
+        );
       }
       return 0;
     }
@@ -31,9 +65,33 @@ export async function run(argv: string[], env: Record<string, string | undefined
   }
 }
 
+async function client(
+  command: ClientCommand,
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<number> {
+  try {
+    await runClientCommand(command, args, env);
+    return 0;
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`trellis ${command}: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    printError(err, env.TRELLIS_URL || DEFAULT_URL);
+    return 1;
+  }
+}
+
 async function start(env: Record<string, string | undefined>): Promise<number> {
   const running = await startServer(env);
-  const store = running.config.databaseUrl ? "PostgreSQL" : `embedded PGlite in ${running.config.dataDir}`;
+  const store = running.config.databaseUrl
+    ? "PostgreSQL"
+    : `embedded PGlite in ${running.config.dataDir}`;
   process.stdout.write(`Trellis is serving on ${running.url} (${store}). Stop with Ctrl-C.\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

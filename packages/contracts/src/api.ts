@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES, AuditEvent } from "./audit";
-import { ERROR_CODES } from "./errors";
+import { ERROR_CODES, type ErrorCode } from "./errors";
 import { idPattern } from "./ids";
 
 /** Bounds every list endpoint shares. */
@@ -12,7 +12,7 @@ const cursor = z.string().min(1).max(200).optional();
 
 export const ErrorBody = z.object({
   error: z.object({
-    code: z.enum(ERROR_CODES as [string, ...string[]]),
+    code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]),
     message: z.string(),
     request_id: z.string(),
     /** Present for payload and request validation failures: where and what, never internals. */
@@ -66,7 +66,8 @@ export type App = z.infer<typeof App>;
 export const CreateTokenRequest = z.strictObject({
   subject: text(200),
   scopes: z.array(text(64)).min(1).max(16),
-  ttl_seconds: z.number().int().optional(),
+  /** Checked against the server's configured bounds (ttl_out_of_range); a week is the hard ceiling. */
+  ttl_seconds: z.number().int().positive().max(604_800).optional(),
 });
 export type CreateTokenRequest = z.infer<typeof CreateTokenRequest>;
 

@@ -68,6 +68,12 @@ describe("parseConfig", () => {
     ).toThrow(/must not exceed/);
   });
 
+  it("accepts the CLI's own variables, so one shell can run the server and the CLI", () => {
+    expect(parseConfig({ TRELLIS_URL: "http://127.0.0.1:8080", TRELLIS_APP_TOKEN: "x" }).port).toBe(
+      8080,
+    );
+  });
+
   it("ignores variables outside its namespace and treats empty as unset", () => {
     expect(parseConfig({ PATH: "/bin", TRELLIS_PORT: "" }).port).toBe(8080);
   });

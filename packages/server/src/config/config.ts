@@ -72,6 +72,9 @@ const VARIABLES = {
   },
 } as const;
 
+/** Read by the CLI and SDK tools, not by the server; known, so they do not stop start-up. */
+const CLIENT_VARIABLES = new Set(["TRELLIS_URL", "TRELLIS_APP_TOKEN"]);
+
 type Vars = typeof VARIABLES;
 type Parsed = { [K in keyof Vars]: z.infer<Vars[K]["schema"]> };
 
@@ -103,7 +106,7 @@ export class ConfigError extends Error {
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const problems: string[] = [];
   for (const name of Object.keys(env)) {
-    if (name.startsWith("TRELLIS_") && !(name in VARIABLES)) {
+    if (name.startsWith("TRELLIS_") && !(name in VARIABLES) && !CLIENT_VARIABLES.has(name)) {
       problems.push(`${name} is not a Trellis setting (run \`trellis config\` for the list)`);
     }
   }

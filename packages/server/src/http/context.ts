@@ -24,6 +24,8 @@ declare module "fastify" {
     /** The audit action this route records, allowed or denied. */
     action?: AuditAction;
     resourceType?: string;
+    /** The URL parameter naming the resource, for audit events (default `id`). */
+    resourceParam?: string;
     /** Gateway routes: the token needs at least one of these scopes. */
     anyScope?: readonly string[];
   }

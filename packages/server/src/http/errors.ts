@@ -69,7 +69,10 @@ export function installErrorHandling(app: FastifyInstance, audit: Pick<AuditServ
       await audit.record(auditContext(ctx), {
         action: cfg.action ?? "route.unmatched",
         resourceType: cfg.resourceType ?? "route",
-        resourceId: cfg.action ? ((req.params as Record<string, string>)?.id ?? null) : pathOf(req),
+        resourceId: cfg.action
+          ? ((req.params as Record<string, string> | undefined)?.[cfg.resourceParam ?? "id"] ??
+            null)
+          : pathOf(req),
         outcome: ERRORS[code].status >= 500 ? "error" : "denied",
         errorCode: code,
       });

@@ -25,7 +25,7 @@ export const appsRoutes: FastifyPluginAsyncZod<{
     "/apps/:app",
     {
       schema: { params: AppParams, response: { 200: App } },
-      config: { action: "app.get", resourceType: "app" },
+      config: { action: "app.get", resourceType: "app", resourceParam: "app" },
     },
     async (req) => {
       const found = await apps.get(req.params.app);

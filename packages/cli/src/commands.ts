@@ -1,0 +1,291 @@
+import { readFile } from "node:fs/promises";
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import {
+  AUDIT_ACTIONS,
+  AUDIT_OUTCOMES,
+  type AuditAction,
+  type AuditOutcome,
+  PAGE,
+} from "@trellis/contracts";
+import { type AuditEvent, createAdminClient, createAppClient } from "@trellis/sdk";
+import { HelpRequested, printJson, table, UsageError } from "./output";
+
+type Env = Record<string, string | undefined>;
+
+/** The commands that talk to a running server through the SDK. */
+export const CLIENT_COMMANDS = [
+  "templates",
+  "apps",
+  "tokens",
+  "submit",
+  "submissions",
+  "audit",
+] as const;
+export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
+
+export const DEFAULT_URL = "http://127.0.0.1:8080";
+
+const HELP = { help: { type: "boolean", short: "h" } } as const;
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** parseArgs in strict mode; its complaints and a wrong number of positionals become usage errors. */
+function parse<const O extends Options>(args: string[], options: O, positionals: string[]) {
+  let parsed: ReturnType<
+    typeof parseArgs<{
+      args: string[];
+      options: O & typeof HELP;
+      allowPositionals: true;
+      strict: true;
+    }>
+  >;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { ...options, ...HELP },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if ((parsed.values as { help?: boolean }).help) throw new HelpRequested();
+  if (parsed.positionals.length !== positionals.length) {
+    const want = positionals.length === 0 ? "no arguments" : positionals.join(" ");
+    throw new UsageError(`expected ${want}, got ${JSON.stringify(parsed.positionals)}`);
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+function required<T>(value: T | undefined, flag: string): T {
+  if (value === undefined || value === "" || (Array.isArray(value) && value.length === 0)) {
+    throw new UsageError(`${flag} is required`);
+  }
+  return value;
+}
+
+function integer(
+  value: string | undefined,
+  flag: string,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= min && n <= max))
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function oneOf<T extends string>(
+  value: string | undefined,
+  flag: string,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value))
+    throw new UsageError(`${flag} must be one of ${allowed.join(", ")}`);
+  return value as T;
+}
+
+/** A JSON object given inline (starts with `{`) or as a file path. */
+async function jsonObject(value: string, flag: string): Promise<Record<string, unknown>> {
+  let text = value;
+  if (!value.trimStart().startsWith("{")) {
+    try {
+      text = await readFile(value, "utf8");
+    } catch (err) {
+      throw new UsageError(
+        `${flag}: cannot read ${value} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+      );
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`${flag}: must be a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function baseUrl(env: Env): string {
+  const url = env.TRELLIS_URL || DEFAULT_URL;
+  if (!/^https?:\/\/[^\s]+$/.test(url))
+    throw new UsageError(`TRELLIS_URL must be an http:// or https:// URL`);
+  return url;
+}
+
+function admin(env: Env) {
+  const token = env.TRELLIS_ADMIN_TOKEN;
+  if (!token)
+    throw new UsageError(
+      "TRELLIS_ADMIN_TOKEN is not set (the admin token printed at the first start)",
+    );
+  return createAdminClient({ baseUrl: baseUrl(env), token });
+}
+
+function appClient(env: Env, appId: string, flag: string | undefined) {
+  const token = flag || env.TRELLIS_APP_TOKEN;
+  if (!token) throw new UsageError("an app token is required: --token T or TRELLIS_APP_TOKEN");
+  return createAppClient({ baseUrl: baseUrl(env), appId, token });
+}
+
+async function templates(args: string[], env: Env): Promise<void> {
+  const { values } = parse(args, { json: { type: "boolean" } }, []);
+  const catalog = await admin(env).templates.list();
+  if (values.json) return printJson(catalog);
+  const rows = catalog.items.map((t) => [
+    t.id,
+    String(t.version),
+    `${t.retention_days_default}d`,
+    t.scopes.map((s) => s.name).join(","),
+    t.title,
+  ]);
+  process.stdout.write(table(["ID", "VERSION", "RETENTION", "SCOPES", "TITLE"], rows));
+}
+
+async function apps(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "create") {
+    const { values } = parse(
+      rest,
+      {
+        name: { type: "string" },
+        template: { type: "string" },
+        owner: { type: "string", multiple: true },
+        schema: { type: "string" },
+        "retention-days": { type: "string" },
+      },
+      [],
+    );
+    const request = {
+      name: required(values.name, "--name"),
+      template: required(values.template, "--template"),
+      owners: required(values.owner, "--owner"),
+      payload_schema: await jsonObject(required(values.schema, "--schema"), "--schema"),
+      retention_days: integer(values["retention-days"], "--retention-days", 1, 3650),
+    };
+    return printJson(await admin(env).apps.create(request));
+  }
+  if (sub === "get") {
+    const { positionals } = parse(rest, {}, ["APP_ID"]);
+    return printJson(await admin(env).apps.get(positionals[0] ?? ""));
+  }
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  throw new UsageError(
+    sub ? `unknown apps command "${sub}"` : "apps needs a command: create or get",
+  );
+}
+
+async function tokens(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub !== "create")
+    throw new UsageError(
+      sub ? `unknown tokens command "${sub}"` : "tokens needs a command: create",
+    );
+  const { values, positionals } = parse(
+    rest,
+    {
+      subject: { type: "string" },
+      scope: { type: "string", multiple: true },
+      ttl: { type: "string" },
+    },
+    ["APP_ID"],
+  );
+  const issued = await admin(env).tokens.create(positionals[0] ?? "", {
+    subject: required(values.subject, "--subject"),
+    scopes: required(values.scope, "--scope"),
+    ttl_seconds: integer(values.ttl, "--ttl", 1, 86_400 * 365),
+  });
+  printJson(issued);
+}
+
+async function submit(args: string[], env: Env): Promise<void> {
+  const { values, positionals } = parse(
+    args,
+    { token: { type: "string" }, payload: { type: "string" }, form: { type: "string" } },
+    ["APP_ID"],
+  );
+  const payload = await jsonObject(required(values.payload, "--payload"), "--payload");
+  const client = appClient(env, positionals[0] ?? "", values.token);
+  printJson(await client.submissions.create({ form_id: values.form, payload }));
+}
+
+async function submissions(args: string[], env: Env): Promise<void> {
+  const { values, positionals } = parse(
+    args,
+    {
+      token: { type: "string" },
+      limit: { type: "string" },
+      cursor: { type: "string" },
+      form: { type: "string" },
+    },
+    ["APP_ID"],
+  );
+  const limit = integer(values.limit, "--limit", 1, PAGE.maxLimit);
+  const client = appClient(env, positionals[0] ?? "", values.token);
+  printJson(await client.submissions.list({ limit, cursor: values.cursor, form_id: values.form }));
+}
+
+const AUDIT_HEADERS = ["TIME", "OUTCOME", "ACTION", "ACTOR", "RESOURCE", "ERROR_CODE"];
+
+const auditRow = (e: AuditEvent): string[] => [
+  e.timestamp,
+  e.outcome,
+  e.action,
+  e.actor_id ?? `(${e.actor_role})`,
+  e.resource_id ? `${e.resource_type}/${e.resource_id}` : e.resource_type,
+  e.error_code ?? "-",
+];
+
+async function audit(args: string[], env: Env): Promise<void> {
+  const { values } = parse(
+    args,
+    {
+      app: { type: "string" },
+      actor: { type: "string" },
+      action: { type: "string" },
+      outcome: { type: "string" },
+      limit: { type: "string" },
+      cursor: { type: "string" },
+      json: { type: "boolean" },
+    },
+    [],
+  );
+  const page = await admin(env).audit.list({
+    app: values.app,
+    actor: values.actor,
+    action: oneOf<AuditAction>(values.action, "--action", AUDIT_ACTIONS),
+    outcome: oneOf<AuditOutcome>(values.outcome, "--outcome", AUDIT_OUTCOMES),
+    limit: integer(values.limit, "--limit", 1, PAGE.maxLimit),
+    cursor: values.cursor,
+  });
+  if (values.json) return printJson(page);
+  if (page.items.length === 0) {
+    process.stdout.write("No audit events match.\n");
+    return;
+  }
+  process.stdout.write(table(AUDIT_HEADERS, page.items.map(auditRow)));
+  if (page.next_cursor) process.stdout.write(`\nMore: add --cursor ${page.next_cursor}\n`);
+}
+
+/**
+ * Runs one client command; resolves when its output is written. Throws `UsageError`,
+ * `HelpRequested`, `TrellisApiError`, or a network error for the caller to turn into an exit code.
+ * @example await runClientCommand("apps", ["get", "app_01…"], { TRELLIS_ADMIN_TOKEN: "…" })
+ */
+export function runClientCommand(command: ClientCommand, args: string[], env: Env): Promise<void> {
+  const commands: Record<ClientCommand, (args: string[], env: Env) => Promise<void>> = {
+    templates,
+    apps,
+    tokens,
+    submit,
+    submissions,
+    audit,
+  };
+  return commands[command](args, env);
+}

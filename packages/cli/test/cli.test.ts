@@ -1,0 +1,381 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildApp, parseConfig } from "@trellis/server";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { openPglite } from "../../server/src/db/pglite";
+import { run, USAGE } from "../src/cli";
+
+const ADMIN_TOKEN = "cli-test-admin-token-0123456789abcdefghij"; // 40 characters
+const SCHEMA = {
+  type: "object",
+  properties: { email: { type: "string", format: "email" }, age: { type: "integer", minimum: 0 } },
+  required: ["email"],
+};
+
+let server: Awaited<ReturnType<typeof buildApp>>;
+let db: Awaited<ReturnType<typeof openPglite>>;
+let dataDir: string;
+let env: Record<string, string | undefined>;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "trellis-cli-"));
+  const config = parseConfig({
+    TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
+    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
+    TRELLIS_DATA_DIR: dataDir,
+    TRELLIS_LOG_LEVEL: "silent",
+  });
+  db = await openPglite();
+  server = await buildApp({ config, db });
+  await server.listen({ port: 0, host: "127.0.0.1" });
+  const address = server.server.address();
+  if (!address || typeof address === "string") throw new Error("no TCP address");
+  env = { TRELLIS_URL: `http://127.0.0.1:${address.port}`, TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN };
+});
+
+afterAll(async () => {
+  await server?.close();
+  await db?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+/** Runs the CLI in-process and captures what it writes. */
+async function cli(argv: string[], extraEnv: Record<string, string | undefined> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const capture = (into: string[]) => (chunk: string | Uint8Array) => {
+    into.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+    return true;
+  };
+  const stdout = vi
+    .spyOn(process.stdout, "write")
+    .mockImplementation(capture(out) as typeof process.stdout.write);
+  const stderr = vi
+    .spyOn(process.stderr, "write")
+    .mockImplementation(capture(err) as typeof process.stderr.write);
+  try {
+    const code = await run(argv, { ...env, ...extraEnv });
+    return { code, stdout: out.join(""), stderr: err.join("") };
+  } finally {
+    stdout.mockRestore();
+    stderr.mockRestore();
+  }
+}
+
+describe("trellis CLI against a real server", () => {
+  let appId: string;
+  let token: string;
+  let submissionId: string;
+
+  it("lists the templates", async () => {
+    const r = await cli(["templates"]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^ID\s+VERSION\s+RETENTION\s+SCOPES\s+TITLE$/);
+    expect(lines[1]).toMatch(/^form-intake\s+1\s+730d\s+\S*read:all\S*\s+Form intake$/);
+  });
+
+  it("apps create reads the schema from a file and prints the app", async () => {
+    const file = join(dataDir, "schema.json");
+    await writeFile(file, JSON.stringify(SCHEMA));
+    const r = await cli([
+      "apps",
+      "create",
+      "--name",
+      "Signups",
+      "--template",
+      "form-intake",
+      "--owner",
+      "a@example.org",
+      "--owner",
+      "b@example.org",
+      "--schema",
+      file,
+      "--retention-days",
+      "14",
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\{\n {2}"id": "app_/); // pretty-printed
+    const app = JSON.parse(r.stdout);
+    expect(app).toMatchObject({
+      name: "Signups",
+      template: "form-intake",
+      owners: ["a@example.org", "b@example.org"],
+      retention_days: 14,
+      status: "active",
+    });
+    expect(app.payload_schema.properties.email).toEqual({ type: "string", format: "email" });
+    appId = app.id;
+  });
+
+  it("apps create takes the schema inline too, and apps get prints the app", async () => {
+    const inline = await cli([
+      "apps",
+      "create",
+      "--name",
+      "Inline",
+      "--template",
+      "form-intake",
+      "--owner",
+      "c@example.org",
+      "--schema",
+      JSON.stringify(SCHEMA),
+    ]);
+    expect(inline.code).toBe(0);
+    expect(JSON.parse(inline.stdout).retention_days).toBe(730);
+
+    const r = await cli(["apps", "get", appId]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ id: appId, name: "Signups" });
+  });
+
+  it("tokens create prints the issued token", async () => {
+    const r = await cli([
+      "tokens",
+      "create",
+      appId,
+      "--subject",
+      "kiosk",
+      "--scope",
+      "create",
+      "--scope",
+      "read",
+      "--ttl",
+      "900",
+    ]);
+    expect(r.code).toBe(0);
+    const issued = JSON.parse(r.stdout);
+    expect(issued).toMatchObject({ subject: "kiosk", scopes: ["create", "read"] });
+    expect(issued.token_id).toMatch(/^tok_/);
+    expect(Date.parse(issued.expires_at) - Date.now()).toBeGreaterThan(890_000);
+    token = issued.token;
+  });
+
+  it("submit with --token prints the stored submission", async () => {
+    const r = await cli([
+      "submit",
+      appId,
+      "--token",
+      token,
+      "--payload",
+      '{"email":"x@example.org","age":41}',
+      "--form",
+      "signup",
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({
+      app_id: appId,
+      form_id: "signup",
+      submitter_id: "kiosk",
+      payload: { email: "x@example.org", age: 41 },
+    });
+    submissionId = s.id;
+  });
+
+  it("submit takes the token from TRELLIS_APP_TOKEN", async () => {
+    const r = await cli(["submit", appId, "--payload", '{"email":"y@example.org"}'], {
+      TRELLIS_APP_TOKEN: token,
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      form_id: "default",
+      payload: { email: "y@example.org" },
+    });
+  });
+
+  it("submissions lists a page and follows --cursor", async () => {
+    const first = await cli(["submissions", appId, "--token", token, "--limit", "1"]);
+    expect(first.code).toBe(0);
+    const page = JSON.parse(first.stdout);
+    expect(page.items).toHaveLength(1);
+    expect(page.items[0].payload).toEqual({ email: "y@example.org" }); // newest first
+    expect(page.next_cursor).toEqual(expect.any(String));
+
+    const second = await cli([
+      "submissions",
+      appId,
+      "--token",
+      token,
+      "--limit",
+      "1",
+      "--cursor",
+      page.next_cursor,
+    ]);
+    const next = JSON.parse(second.stdout);
+    expect(next.items.map((s: { id: string }) => s.id)).toEqual([submissionId]);
+    expect(next.next_cursor).toBeNull();
+  });
+
+  it("a server refusal exits 1 with code, message, request id and issues on stderr", async () => {
+    const r = await cli([
+      "submit",
+      appId,
+      "--token",
+      token,
+      "--payload",
+      '{"email":"nope","age":-1}',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    const [head, ...issues] = r.stderr.trimEnd().split("\n");
+    expect(head).toMatch(
+      /^trellis: payload_invalid: The payload does not match the app's schema\. \(request req_[0-9a-z]{26}\)$/,
+    );
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^ {2}\/payload\/email: /),
+        expect.stringMatching(/^ {2}\/payload\/age: /),
+      ]),
+    );
+  });
+
+  it("a token without the scope, and a bad admin token, exit 1 with their codes", async () => {
+    const reader = JSON.parse(
+      (await cli(["tokens", "create", appId, "--subject", "viewer", "--scope", "read"])).stdout,
+    );
+    const denied = await cli([
+      "submit",
+      appId,
+      "--token",
+      reader.token,
+      "--payload",
+      '{"email":"v@example.org"}',
+    ]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/^trellis: scope_missing: /);
+
+    const bad = await cli(["apps", "get", appId], { TRELLIS_ADMIN_TOKEN: "y".repeat(40) });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /^trellis: admin_token_invalid: The admin token is not valid\. \(request req_/,
+    );
+  });
+
+  it("audit prints an aligned table with the actions, filtered by app", async () => {
+    const r = await cli(["audit", "--app", appId, "--limit", "200"]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    const header = lines[0] ?? "";
+    expect(header).toMatch(/^TIME\s+OUTCOME\s+ACTION\s+ACTOR\s+RESOURCE\s+ERROR_CODE$/);
+    const actionCol = header.indexOf("ACTION");
+    const actions = lines.slice(1).map((l) => l.slice(actionCol).split(" ")[0]);
+    expect(new Set(actions)).toEqual(
+      new Set(["app.create", "app.get", "token.create", "submission.create", "submission.list"]),
+    );
+    // Aligned: every row has its OUTCOME value where the header has it.
+    const outcomeCol = header.indexOf("OUTCOME");
+    for (const line of lines.slice(1))
+      expect(line.slice(outcomeCol)).toMatch(/^(allowed|denied|error) /);
+    expect(r.stdout).toMatch(/denied\s+submission\.create\s+kiosk\s+submission\s+payload_invalid/);
+    expect(r.stdout).toMatch(/denied\s+app\.get\s+\(anonymous\)\s+app\/app_[0-9a-z]{26}\s+admin_token_invalid/);
+  });
+
+  it("audit strips terminal control characters from caller-chosen values in the table", async () => {
+    const evil = "mallory\u001b[2J\u202e";
+    const issued = JSON.parse(
+      (await cli(["tokens", "create", appId, "--subject", evil, "--scope", "create"])).stdout,
+    );
+    expect(issued.subject).toBe(evil);
+    const submitted = await cli([
+      "submit",
+      appId,
+      "--token",
+      issued.token,
+      "--payload",
+      '{"email":"m@example.org"}',
+    ]);
+    expect(JSON.parse(submitted.stdout).submitter_id).toBe(evil);
+    const r = await cli(["audit", "--actor", evil]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^TIME/);
+    expect(r.stdout).not.toContain("\u001b");
+    expect(r.stdout).not.toContain("\u202e");
+    expect(r.stdout).toMatch(
+      /allowed\s+submission\.create\s+mallory\uFFFD\[2J\uFFFD\s+submission\//,
+    );
+    const json = await cli(["audit", "--actor", evil, "--json"]);
+    expect(json.stdout).toContain('"actor_id": "mallory\\u001b[2J\\u202e"');
+    expect(JSON.parse(json.stdout).items[0].actor_id).toBe(evil);
+  });
+
+  it("audit --outcome denied --json prints the page as JSON", async () => {
+    const r = await cli(["audit", "--app", appId, "--outcome", "denied", "--json"]);
+    expect(r.code).toBe(0);
+    const page = JSON.parse(r.stdout);
+    expect(page.items.map((e: { error_code: string }) => e.error_code).sort()).toEqual([
+      "admin_token_invalid",
+      "payload_invalid",
+      "scope_missing",
+    ]);
+    expect(page.next_cursor).toBeNull();
+  });
+
+  it("usage errors exit 2 with the usage text", async () => {
+    const unknown = await cli(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toBe("");
+    expect(unknown.stderr).toBe(`trellis: unknown command "frobnicate"\n\n${USAGE}`);
+
+    const missing = await cli([
+      "apps",
+      "create",
+      "--name",
+      "X",
+      "--template",
+      "form-intake",
+      "--owner",
+      "a@x",
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.startsWith("trellis apps: --schema is required\n\nUsage: trellis")).toBe(
+      true,
+    );
+
+    const flag = await cli(["audit", "--bogus"]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/^trellis audit: Unknown option '--bogus'/);
+
+    const outcome = await cli(["audit", "--outcome", "maybe"]);
+    expect([outcome.code, outcome.stderr.split("\n")[0]]).toEqual([
+      2,
+      "trellis audit: --outcome must be one of allowed, denied, error",
+    ]);
+
+    const noToken = await cli(["submissions", appId]);
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toMatch(/--token T or TRELLIS_APP_TOKEN/);
+
+    const noAdmin = await cli(["templates"], { TRELLIS_ADMIN_TOKEN: undefined });
+    expect(noAdmin.code).toBe(2);
+    expect(noAdmin.stderr).toMatch(/TRELLIS_ADMIN_TOKEN is not set/);
+
+    const badJson = await cli(["submit", appId, "--token", token, "--payload", "{oops"]);
+    expect([badJson.code, badJson.stderr]).toEqual([
+      2,
+      expect.stringMatching(/^trellis submit: --payload: not valid JSON/),
+    ]);
+  });
+
+  it("help prints the usage on stdout with exit 0", async () => {
+    const r = await cli(["tokens", "--help"]);
+    expect(r).toEqual({ code: 0, stdout: USAGE, stderr: "" });
+  });
+
+  it("an unreachable server exits 1 with the cause", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const r = await cli(["templates"], { TRELLIS_URL: `http://127.0.0.1:${port}` });
+    expect([r.code, r.stderr]).toEqual([
+      1,
+      `trellis: cannot reach http://127.0.0.1:${port}: ECONNREFUSED\n`,
+    ]);
+  });
+});

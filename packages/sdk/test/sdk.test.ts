@@ -1,0 +1,351 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildApp, parseConfig } from "@trellis/server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPglite } from "../../server/src/db/pglite";
+import {
+  type App,
+  createAdminClient,
+  createAppClient,
+  type TokenIssued,
+  TrellisApiError,
+} from "../src/index";
+
+const ADMIN_TOKEN = "sdk-test-admin-token-0123456789abcdefghij"; // 40 characters
+const SCHEMA = {
+  type: "object",
+  properties: {
+    email: { type: "string", format: "email" },
+    note: { type: "string", maxLength: 100 },
+  },
+  required: ["email"],
+};
+
+let server: Awaited<ReturnType<typeof buildApp>>;
+let db: Awaited<ReturnType<typeof openPglite>>;
+let dataDir: string;
+let baseUrl: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "trellis-sdk-"));
+  const config = parseConfig({
+    TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
+    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
+    TRELLIS_DATA_DIR: dataDir,
+    TRELLIS_LOG_LEVEL: "silent",
+  });
+  db = await openPglite();
+  server = await buildApp({ config, db });
+  await server.listen({ port: 0, host: "127.0.0.1" });
+  const address = server.server.address();
+  if (!address || typeof address === "string") throw new Error("no TCP address");
+  baseUrl = `http://127.0.0.1:${address.port}`;
+});
+
+afterAll(async () => {
+  await server?.close();
+  await db?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+/** The TrellisApiError a promise rejects with (fails the test when it resolves or throws else). */
+async function apiError(promise: Promise<unknown>): Promise<TrellisApiError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TrellisApiError);
+  return err as TrellisApiError;
+}
+
+describe("sdk against a real server", () => {
+  const admin = () => createAdminClient({ baseUrl, token: ADMIN_TOKEN });
+  let app: App;
+  let writer: TokenIssued;
+
+  beforeAll(async () => {
+    app = await admin().apps.create({
+      name: "Contact form",
+      template: "form-intake",
+      owners: ["ana@example.org", "ana@example.org", "bo@example.org"],
+      payload_schema: SCHEMA,
+      retention_days: 30,
+    });
+    writer = await admin().tokens.create(app.id, {
+      subject: "alice",
+      scopes: ["read", "create", "delete"],
+      ttl_seconds: 600,
+    });
+  });
+
+  it("lists the template catalog", async () => {
+    const { items } = await admin().templates.list();
+    expect(items.map((t) => t.id)).toEqual(["form-intake"]);
+    expect(items[0]?.scopes.map((s) => s.name).sort()).toEqual([
+      "create",
+      "delete",
+      "read",
+      "read:all",
+    ]);
+  });
+
+  it("creates and reads back an app", async () => {
+    expect(app.id).toMatch(/^app_[0-9a-z]{26}$/);
+    expect(app).toMatchObject({
+      name: "Contact form",
+      template: "form-intake",
+      template_version: 1,
+      owners: ["ana@example.org", "bo@example.org"],
+      retention_days: 30,
+      status: "active",
+    });
+    // The server normalizes the schema: every object gets additionalProperties: false.
+    expect(app.payload_schema.additionalProperties).toBe(false);
+    expect(await admin().apps.get(app.id)).toEqual(app);
+  });
+
+  it("issues a token with sorted scopes and an expiry about ttl seconds away", async () => {
+    expect(writer.subject).toBe("alice");
+    expect(writer.scopes).toEqual(["create", "delete", "read"]);
+    expect(writer.token_id).toMatch(/^tok_/);
+    expect(writer.token.split(".")).toHaveLength(3);
+    const ttl = (Date.parse(writer.expires_at) - Date.now()) / 1000;
+    expect(ttl).toBeGreaterThan(590);
+    expect(ttl).toBeLessThanOrEqual(600);
+  });
+
+  it("creates, lists, gets and deletes submissions", async () => {
+    const client = createAppClient({ baseUrl, appId: app.id, token: writer.token });
+    expect(client.appId).toBe(app.id);
+    const created = await client.submissions.create({
+      payload: { email: "x@example.org", note: "hi" },
+    });
+    expect(created).toMatchObject({
+      app_id: app.id,
+      form_id: "default",
+      submitter_id: "alice",
+      payload: { email: "x@example.org", note: "hi" },
+    });
+    const other = await client.submissions.create({
+      form_id: "signup",
+      payload: { email: "y@example.org" },
+    });
+    expect(other.form_id).toBe("signup");
+
+    const page = await client.submissions.list();
+    expect(page.items.map((s) => s.id)).toEqual([other.id, created.id]); // newest first
+    expect(page.next_cursor).toBeNull();
+    const signups = await client.submissions.list({ form_id: "signup" });
+    expect(signups.items.map((s) => s.id)).toEqual([other.id]);
+
+    expect(await client.submissions.get(created.id)).toEqual(created);
+    await expect(client.submissions.delete(created.id)).resolves.toBeUndefined();
+    const gone = await apiError(client.submissions.get(created.id));
+    expect([gone.status, gone.code]).toEqual([404, "not_found"]);
+    const again = await apiError(client.submissions.delete(created.id));
+    expect(again.code).toBe("not_found");
+    expect((await client.submissions.list()).items.map((s) => s.id)).toEqual([other.id]);
+  });
+
+  it("all() follows next_cursor across pages, newest first, without repeats", async () => {
+    const issued = await admin().tokens.create(app.id, {
+      subject: "pager",
+      scopes: ["create", "read"],
+    });
+    const client = createAppClient({ baseUrl, appId: app.id, token: issued.token });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await client.submissions.create({ payload: { email: `p${i}@example.org` } })).id);
+    }
+    const first = await client.submissions.list({ limit: 2 });
+    expect(first.items).toHaveLength(2);
+    expect(first.next_cursor).toEqual(expect.any(String));
+
+    const seen: string[] = [];
+    for await (const s of client.submissions.all({ limit: 2 })) seen.push(s.id);
+    expect(seen).toEqual([...ids].reverse()); // 5 entries over 3 pages; only pager's own rows
+  });
+
+  it("rejects a payload that does not match the schema with payload_invalid and issues", async () => {
+    const client = createAppClient({ baseUrl, appId: app.id, token: writer.token });
+    const err = await apiError(
+      client.submissions.create({ payload: { email: "not-an-email", extra: 1 } }),
+    );
+    expect(err.status).toBe(422);
+    expect(err.code).toBe("payload_invalid");
+    expect(err.message).toBe("The payload does not match the app's schema.");
+    expect(err.requestId).toMatch(/^req_[0-9a-z]{26}$/);
+    expect(err.issues).toEqual(
+      expect.arrayContaining([
+        { path: "/payload", message: 'unknown field "extra"' },
+        expect.objectContaining({ path: "/payload/email" }),
+      ]),
+    );
+  });
+
+  it("rejects a token without the needed scope with scope_missing", async () => {
+    const reader = await admin().tokens.create(app.id, { subject: "reader", scopes: ["read"] });
+    const client = createAppClient({ baseUrl, appId: app.id, token: reader.token });
+    const err = await apiError(client.submissions.create({ payload: { email: "r@example.org" } }));
+    expect([err.status, err.code]).toEqual([403, "scope_missing"]);
+    expect(err.issues).toBeUndefined();
+  });
+
+  it("rejects a bad admin token with admin_token_invalid", async () => {
+    const bad = createAdminClient({ baseUrl, token: "x".repeat(40) });
+    const err = await apiError(bad.templates.list());
+    expect([err.status, err.code]).toEqual([401, "admin_token_invalid"]);
+    expect(err.requestId).toMatch(/^req_/);
+  });
+
+  it("rejects an app token on the admin API with admin_token_invalid, and sends no token as auth_required", async () => {
+    const err = await apiError(
+      createAdminClient({ baseUrl, token: writer.token }).apps.get(app.id),
+    );
+    expect(err.code).toBe("admin_token_invalid");
+    const raw = await fetch(`${baseUrl}/admin/v1/templates`);
+    expect(raw.status).toBe(401);
+    expect(((await raw.json()) as { error: { code: string } }).error.code).toBe("auth_required");
+  });
+
+  it("maps unknown apps and malformed ids to their codes", async () => {
+    const missing = await apiError(admin().apps.get("app_00000000000000000000000000"));
+    expect([missing.status, missing.code]).toEqual([404, "app_not_found"]);
+    const malformed = await apiError(admin().apps.get("not-an-app"));
+    expect([malformed.status, malformed.code]).toEqual([400, "invalid_request"]);
+    expect(malformed.issues?.[0]?.path).toMatch(/^params/);
+  });
+
+  it("refuses dot segments and unusable options before any request", async () => {
+    await expect(admin().apps.get("..")).rejects.toThrow(TypeError);
+    await expect(admin().tokens.create(".", { subject: "s", scopes: ["read"] })).rejects.toThrow(
+      /app id/,
+    );
+    expect(() => createAppClient({ baseUrl, appId: "%2e%2E", token: "t" })).toThrow(TypeError);
+    expect(() => createAdminClient({ baseUrl: "ftp://example.org", token: "t" })).toThrow(/http/);
+    expect(() => createAdminClient({ baseUrl, token: "" })).toThrow(/token/);
+    expect(() => createAdminClient({ baseUrl: `${baseUrl}/?token=x`, token: "t" })).toThrow(
+      /query/,
+    );
+  });
+
+  it("lists audit events, filtered, with the SDK's calls in them", async () => {
+    const page = await admin().audit.list({ app: app.id, limit: 200 });
+    const actions = new Set(page.items.map((e) => e.action));
+    for (const a of [
+      "app.create",
+      "app.get",
+      "token.create",
+      "submission.create",
+      "submission.list",
+      "submission.get",
+      "submission.delete",
+    ]) {
+      expect(actions, a).toContain(a);
+    }
+    expect(page.items.every((e) => e.app_id === app.id)).toBe(true);
+    const seqs = page.items.map((e) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => b - a)); // newest first
+
+    const denied = await admin().audit.list({ app: app.id, outcome: "denied" });
+    expect(denied.items.length).toBeGreaterThanOrEqual(3);
+    expect(denied.items.every((e) => e.outcome === "denied")).toBe(true);
+    expect(denied.items.map((e) => e.error_code)).toEqual(
+      expect.arrayContaining(["payload_invalid", "scope_missing", "not_found"]),
+    );
+
+    const byActor = await admin().audit.list({ actor: "alice", action: "submission.delete" });
+    expect(byActor.items.map((e) => [e.outcome, e.error_code])).toEqual([
+      ["denied", "not_found"],
+      ["allowed", null],
+    ]);
+
+    const one = await admin().audit.list({ app: app.id, limit: 1 });
+    expect(one.items).toHaveLength(1);
+    const next = await admin().audit.list({
+      app: app.id,
+      limit: 1,
+      cursor: one.next_cursor ?? undefined,
+    });
+    expect(next.items[0]?.seq).toBeLessThan(one.items[0]?.seq ?? 0);
+  });
+});
+
+describe("sdk against answers that are not Trellis bodies", () => {
+  const fake = (status: number, body: string, headers: Record<string, string> = {}) =>
+    (async () => new Response(body, { status, headers })) as typeof fetch;
+
+  it("turns a non-JSON error into code internal with the status", async () => {
+    const client = createAdminClient({
+      baseUrl: "http://trellis.test",
+      token: "t",
+      fetch: fake(502, "<html>bad gateway</html>", { "x-request-id": "req_x" }),
+    });
+    const err = await apiError(client.templates.list());
+    expect([err.status, err.code, err.requestId]).toEqual([502, "internal", "req_x"]);
+  });
+
+  it("turns an error body with an unknown code into internal", async () => {
+    const body = JSON.stringify({
+      error: { code: "teapot", message: "short and stout", request_id: "req_1" },
+    });
+    const client = createAdminClient({
+      baseUrl: "http://trellis.test",
+      token: "t",
+      fetch: fake(418, body),
+    });
+    const err = await apiError(client.templates.list());
+    expect([err.status, err.code, err.requestId]).toEqual([418, "internal", null]);
+  });
+
+  it("rejects a success body that does not match the contract", async () => {
+    const client = createAdminClient({
+      baseUrl: "http://trellis.test",
+      token: "t",
+      fetch: fake(200, '{"items":[{"id":1}]}'),
+    });
+    const err = await apiError(client.templates.list());
+    expect([err.status, err.code]).toEqual([200, "internal"]);
+  });
+
+  it("sends the token only in the Authorization header, and keeps a base path", async () => {
+    const seen: { url: string; auth: string | null }[] = [];
+    const spy = (async (input: string | URL | Request, init?: RequestInit) => {
+      seen.push({ url: String(input), auth: new Headers(init?.headers).get("authorization") });
+      return new Response(JSON.stringify({ items: [], next_cursor: null }), { status: 200 });
+    }) as typeof fetch;
+    const client = createAppClient({
+      baseUrl: "http://trellis.test/base/",
+      appId: "app_1",
+      token: "secret-token",
+      fetch: spy,
+    });
+    await client.submissions.list({ limit: 5, cursor: "c 1" });
+    expect(seen).toEqual([
+      {
+        url: "http://trellis.test/base/api/v1/apps/app_1/submissions?limit=5&cursor=c+1",
+        auth: "Bearer secret-token",
+      },
+    ]);
+  });
+
+  it("all() stops with an error when the server repeats a cursor", async () => {
+    const page = JSON.stringify({ items: [], next_cursor: "same" });
+    const client = createAppClient({
+      baseUrl: "http://trellis.test",
+      appId: "app_1",
+      token: "t",
+      fetch: fake(200, page),
+    });
+    const err = await apiError(
+      (async () => {
+        for await (const _ of client.submissions.all()) {
+          /* drain */
+        }
+      })(),
+    );
+    expect(err.message).toMatch(/repeated/);
+  });
+});
