@@ -219,6 +219,7 @@ describe.each(DATASTORES)("control plane on %s", (kind) => {
       action: "app.get",
       outcome: "denied",
       app_id: "app_0000000000000000000000000z",
+      resource_id: "app_0000000000000000000000000z",
     });
     const malformed = await t.call({ method: "GET", url: "/admin/v1/apps/'%3Bdrop" });
     expect(malformed.status).toBe(400);
