@@ -1,46 +1,25 @@
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildApp, parseConfig } from "@trellis/server";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { openPglite } from "../../server/src/db/pglite";
+import { ADMIN_TOKEN, startTestApp, type TestApp } from "../../server/test/harness";
 import { run, USAGE } from "../src/cli";
 
-const ADMIN_TOKEN = "cli-test-admin-token-0123456789abcdefghij"; // 40 characters
 const SCHEMA = {
   type: "object",
   properties: { email: { type: "string", format: "email" }, age: { type: "integer", minimum: 0 } },
   required: ["email"],
 };
 
-let server: Awaited<ReturnType<typeof buildApp>>;
-let db: Awaited<ReturnType<typeof openPglite>>;
-let dataDir: string;
+let t: TestApp;
 let env: Record<string, string | undefined>;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "trellis-cli-"));
-  const config = parseConfig({
-    TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
-    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
-    TRELLIS_DATA_DIR: dataDir,
-    TRELLIS_LOG_LEVEL: "silent",
-  });
-  db = await openPglite();
-  server = await buildApp({ config, db });
-  await server.listen({ port: 0, host: "127.0.0.1" });
-  const address = server.server.address();
-  if (!address || typeof address === "string") throw new Error("no TCP address");
-  env = { TRELLIS_URL: `http://127.0.0.1:${address.port}`, TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN };
+  t = await startTestApp("pglite");
+  env = { TRELLIS_URL: await t.listen(), TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN };
 });
 
-afterAll(async () => {
-  await server?.close();
-  await db?.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => t?.close());
 
 /** Runs the CLI in-process and captures what it writes. */
 async function cli(argv: string[], extraEnv: Record<string, string | undefined> = {}) {
@@ -79,7 +58,7 @@ describe("trellis CLI against a real server", () => {
   });
 
   it("apps create reads the schema from a file and prints the app", async () => {
-    const file = join(dataDir, "schema.json");
+    const file = join(t.dataDir, "schema.json");
     await writeFile(file, JSON.stringify(SCHEMA));
     const r = await cli([
       "apps",
@@ -273,7 +252,9 @@ describe("trellis CLI against a real server", () => {
     for (const line of lines.slice(1))
       expect(line.slice(outcomeCol)).toMatch(/^(allowed|denied|error) /);
     expect(r.stdout).toMatch(/denied\s+submission\.create\s+kiosk\s+submission\s+payload_invalid/);
-    expect(r.stdout).toMatch(/denied\s+app\.get\s+\(anonymous\)\s+app\/app_[0-9a-z]{26}\s+admin_token_invalid/);
+    expect(r.stdout).toMatch(
+      /denied\s+app\.get\s+\(anonymous\)\s+app\/app_[0-9a-z]{26}\s+admin_token_invalid/,
+    );
   });
 
   it("audit strips terminal control characters from caller-chosen values in the table", async () => {

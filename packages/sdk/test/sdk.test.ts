@@ -1,10 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { buildApp, parseConfig } from "@trellis/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openPglite } from "../../server/src/db/pglite";
+import { ADMIN_TOKEN, startTestApp, type TestApp } from "../../server/test/harness";
 import {
   type App,
   createAdminClient,
@@ -13,7 +8,6 @@ import {
   TrellisApiError,
 } from "../src/index";
 
-const ADMIN_TOKEN = "sdk-test-admin-token-0123456789abcdefghij"; // 40 characters
 const SCHEMA = {
   type: "object",
   properties: {
@@ -23,32 +17,15 @@ const SCHEMA = {
   required: ["email"],
 };
 
-let server: Awaited<ReturnType<typeof buildApp>>;
-let db: Awaited<ReturnType<typeof openPglite>>;
-let dataDir: string;
+let t: TestApp;
 let baseUrl: string;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "trellis-sdk-"));
-  const config = parseConfig({
-    TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
-    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
-    TRELLIS_DATA_DIR: dataDir,
-    TRELLIS_LOG_LEVEL: "silent",
-  });
-  db = await openPglite();
-  server = await buildApp({ config, db });
-  await server.listen({ port: 0, host: "127.0.0.1" });
-  const address = server.server.address();
-  if (!address || typeof address === "string") throw new Error("no TCP address");
-  baseUrl = `http://127.0.0.1:${address.port}`;
+  t = await startTestApp("pglite");
+  baseUrl = await t.listen();
 });
 
-afterAll(async () => {
-  await server?.close();
-  await db?.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => t?.close());
 
 /** The TrellisApiError a promise rejects with (fails the test when it resolves or throws else). */
 async function apiError(promise: Promise<unknown>): Promise<TrellisApiError> {

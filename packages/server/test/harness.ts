@@ -70,6 +70,8 @@ export interface TestApp {
   clock: TestClock;
   dataDir: string;
   close(): Promise<void>;
+  /** Listens on a free loopback port and returns the base URL (for clients that speak HTTP). */
+  listen(): Promise<string>;
   /** app.inject with JSON in and out, as the admin unless `token` is given. */
   call(opts: {
     method: InjectOptions["method"];
@@ -106,6 +108,12 @@ export async function startTestApp(
       await app.close();
       await fresh.drop();
       rmSync(dataDir, { recursive: true, force: true });
+    },
+    async listen() {
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const address = app.server.address();
+      if (!address || typeof address === "string") throw new Error("no TCP address");
+      return `http://127.0.0.1:${address.port}`;
     },
     async call({ method, url, body, token = ADMIN_TOKEN, headers = {}, payload }) {
       const res = await app.inject({
