@@ -5,9 +5,9 @@
  * The parent (this file) owns a fresh database and the load generator (autocannon); the server
  * under test runs in a child process (bench/server.ts).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -40,6 +40,9 @@ const OPS = (process.env.BENCH_OPS || "read,write").split(",").map((s) => s.trim
 /** Diagnostic: a `synchronous_commit` value set on the bench database (e.g. `off`). */
 const SYNC_COMMIT = process.env.BENCH_SYNCHRONOUS_COMMIT || undefined;
 const JSON_OUT = process.env.BENCH_JSON || undefined;
+/** Diagnostic: also measure `sqlfn`, the gateway's SQL function called from an ungoverned route. */
+const DIAG = process.env.BENCH_DIAG === "1";
+const VARIANTS: Variant[] = DIAG ? ["governed", "bare", "sqlfn"] : ["governed", "bare"];
 
 const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6 };
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -52,7 +55,7 @@ const ROOT = resolve(HERE, "../../..");
 const SERVER = join(HERE, "server.ts");
 
 type Op = "read" | "write";
-type Variant = "governed" | "bare";
+type Variant = "governed" | "bare" | "sqlfn";
 
 for (const op of OPS) {
   if (op !== "read" && op !== "write") throw new Error(`BENCH_OPS: unknown operation "${op}"`);
@@ -108,7 +111,9 @@ function cleanup(): Promise<void> {
     await stopChild().catch((err) => log(`bench: could not stop the server: ${err}`));
     if (dbCreated) {
       try {
-        await withClient(BASE_URL, (c) => c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+        await withClient(BASE_URL, (c) =>
+          c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`),
+        );
         log(`bench: dropped database ${dbName}`);
       } catch (err) {
         log(`bench: could not drop database ${dbName} (drop it by hand): ${err}`);
@@ -119,10 +124,14 @@ function cleanup(): Promise<void> {
   return cleaning;
 }
 
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+for (const [sig, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+  ["SIGHUP", 129],
+] as const) {
   process.once(sig, () => {
     log(`\nbench: ${sig}, cleaning up…`);
-    cleanup().finally(() => process.exit(130));
+    cleanup().finally(() => process.exit(code));
   });
 }
 
@@ -141,7 +150,6 @@ async function startServer(): Promise<string> {
     TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
     TRELLIS_LOG_LEVEL: LOG_LEVEL,
     TRELLIS_DATA_DIR: dataDir,
-    NODE_ENV: "production",
   });
   const tsx = import.meta.resolve("tsx");
   const c = spawn(process.execPath, ["--import", tsx, SERVER], {
@@ -151,12 +159,19 @@ async function startServer(): Promise<string> {
   });
   child = c;
   return await new Promise<string>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error("the bench server did not start within 60 s")), 60_000);
+    const timer = setTimeout(
+      () => fail(new Error("the bench server did not start within 60 s")),
+      60_000,
+    );
     let ready = false;
     c.once("exit", (code, signal) => {
       clearTimeout(timer);
-      if (!ready) fail(new Error(`the bench server exited before it was ready (code ${code}, signal ${signal})`));
-      else if (!cleaning) log(`bench: the server exited unexpectedly (code ${code}, signal ${signal})`);
+      if (!ready)
+        fail(
+          new Error(`the bench server exited before it was ready (code ${code}, signal ${signal})`),
+        );
+      else if (!cleaning)
+        log(`bench: the server exited unexpectedly (code ${code}, signal ${signal})`);
     });
     createInterface({ input: c.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       let msg: { url?: unknown; error?: unknown } | undefined;
@@ -194,7 +209,9 @@ async function call<T>(
   });
   const text = await res.text();
   if (res.status !== opts.expect) {
-    throw new Error(`${method} ${path}: expected ${opts.expect}, got ${res.status}: ${text.slice(0, 500)}`);
+    throw new Error(
+      `${method} ${path}: expected ${opts.expect}, got ${res.status}: ${text.slice(0, 500)}`,
+    );
   }
   return (text ? JSON.parse(text) : undefined) as T;
 }
@@ -212,9 +229,88 @@ interface RoundResult {
   p50: number;
   p99: number;
   bytesPerResponse: number;
+  /** CPU time per request of the server process and of its PostgreSQL backends, in µs (Linux, local PostgreSQL only). */
+  serverCpuUs: number | null;
+  dbCpuUs: number | null;
 }
 
+// ── CPU accounting ─────────────────────────────────────────────────────────────────────────
+// Throughput on a small shared machine moves with everything else running on it; CPU time per
+// request does much less, so it is reported beside req/s to tell where a difference comes from.
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of a process in µs, or undefined when /proc does not have it. */
+function cpuUs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+const LOCAL_PG = ["127.0.0.1", "localhost", "::1", "[::1]", ""].includes(
+  new URL(BASE_URL).hostname,
+);
+
+/** Samples the CPU time of the server child and of the PostgreSQL backends on the bench database. */
+class CpuMeter {
+  private constructor(private readonly client: pg.Client | undefined) {}
+
+  static async open(): Promise<CpuMeter> {
+    if (!LOCAL_PG || !existsSync("/proc/self/stat")) return new CpuMeter(undefined);
+    const client = new pg.Client({ connectionString: BASE_URL });
+    await client.connect();
+    return new CpuMeter(client);
+  }
+
+  async sample(): Promise<{ server: number | undefined; db: Map<number, number> }> {
+    const server = child?.pid ? cpuUs(child.pid) : undefined;
+    const db = new Map<number, number>();
+    if (this.client) {
+      const { rows } = await this.client.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1",
+        [dbName],
+      );
+      for (const { pid } of rows) {
+        const us = cpuUs(pid);
+        if (us !== undefined) db.set(pid, us);
+      }
+    }
+    return { server, db };
+  }
+
+  static delta(
+    a: Awaited<ReturnType<CpuMeter["sample"]>>,
+    b: Awaited<ReturnType<CpuMeter["sample"]>>,
+  ) {
+    const server =
+      a.server !== undefined && b.server !== undefined ? b.server - a.server : undefined;
+    let db: number | undefined;
+    if (b.db.size > 0) {
+      db = 0;
+      for (const [pid, us] of b.db) db += us - (a.db.get(pid) ?? 0);
+    }
+    return { server, db };
+  }
+
+  async close(): Promise<void> {
+    await this.client?.end().catch(() => {});
+  }
+}
+
+let meter: CpuMeter | undefined;
+
 async function measure(base: string, t: Target, duration: number): Promise<RoundResult> {
+  const before = await meter?.sample();
   const r = await autocannon({
     url: `${base}${t.path}`,
     method: t.method,
@@ -227,7 +323,11 @@ async function measure(base: string, t: Target, duration: number): Promise<Round
   if (bad > 0 || r["2xx"] === 0) {
     let sample = "";
     try {
-      const res = await fetch(`${base}${t.path}`, { method: t.method, headers: t.headers, body: t.body });
+      const res = await fetch(`${base}${t.path}`, {
+        method: t.method,
+        headers: t.headers,
+        body: t.body,
+      });
       sample = ` A sample request now answers ${res.status}: ${(await res.text()).slice(0, 300)}`;
     } catch (err) {
       sample = ` A sample request now fails: ${err}`;
@@ -237,12 +337,18 @@ async function measure(base: string, t: Target, duration: number): Promise<Round
         `${r.errors} errors, ${r.timeouts} timeouts, ${r.resets ?? 0} resets.${sample}`,
     );
   }
+  const after = await meter?.sample();
+  const cpu =
+    before && after ? CpuMeter.delta(before, after) : { server: undefined, db: undefined };
+  const perRequest = (us: number | undefined) => (us === undefined ? null : us / r["2xx"]);
   return {
     rps: r["2xx"] / r.duration,
     requests: r["2xx"],
     p50: r.latency.p50,
     p99: r.latency.p99,
     bytesPerResponse: r.throughput.total / Math.max(1, r.requests.total),
+    serverCpuUs: perRequest(cpu.server),
+    dbCpuUs: perRequest(cpu.db),
   };
 }
 
@@ -253,53 +359,76 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+function medianOrNull(xs: (number | null)[]): number | null {
+  const known = xs.filter((x): x is number => x !== null);
+  return known.length === xs.length && known.length > 0 ? median(known) : null;
+}
+
+interface VariantSummary {
+  medianRps: number;
+  p50: number;
+  p99: number;
+  bytesPerResponse: number;
+  serverCpuUs: number | null;
+  dbCpuUs: number | null;
+}
+
 interface OpResult {
   op: Op;
-  rounds: { governed: RoundResult; bare: RoundResult; ratio: number }[];
-  governed: { medianRps: number; p50: number; p99: number; bytesPerResponse: number };
-  bare: { medianRps: number; p50: number; p99: number; bytesPerResponse: number };
+  variants: Variant[];
+  rounds: Partial<Record<Variant, RoundResult>>[];
+  summary: Partial<Record<Variant, VariantSummary>>;
+  /** governed / bare */
   ratioOfMedians: number;
   medianOfRatios: number;
+  /** Diagnostic variant (BENCH_DIAG=1): sqlfn / bare, of medians. */
+  sqlfnRatio: number | null;
   target: number;
   pass: boolean;
 }
 
+const rpsOf = (r: Partial<Record<Variant, RoundResult>>, v: Variant) => (r[v] as RoundResult).rps;
+
 async function benchOp(op: Op, base: string, targets: Record<Variant, Target>): Promise<OpResult> {
   for (let w = 0; w < WARMUP_ROUNDS; w++) {
     log(`bench: ${op} warm-up ${w + 1}/${WARMUP_ROUNDS}`);
-    await measure(base, targets.governed, DURATION);
-    await measure(base, targets.bare, DURATION);
+    for (const v of VARIANTS) await measure(base, targets[v], DURATION);
   }
   const rounds: OpResult["rounds"] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    // Alternate which variant goes first, so a drift over the run does not favour one of them.
-    const order: Variant[] = i % 2 === 0 ? ["governed", "bare"] : ["bare", "governed"];
+    // Rotate which variant goes first, so a drift over the run does not favour one of them.
+    const order = VARIANTS.map((_, k) => VARIANTS[(k + i) % VARIANTS.length] as Variant);
     const got: Partial<Record<Variant, RoundResult>> = {};
     for (const v of order) got[v] = await measure(base, targets[v], DURATION);
-    const governed = got.governed as RoundResult;
-    const bare = got.bare as RoundResult;
-    rounds.push({ governed, bare, ratio: governed.rps / bare.rps });
+    rounds.push(got);
     log(
-      `bench: ${op} round ${i + 1}/${ROUNDS}: governed ${governed.rps.toFixed(0)} req/s, ` +
-        `bare ${bare.rps.toFixed(0)} req/s, ratio ${(governed.rps / bare.rps).toFixed(3)}`,
+      `bench: ${op} round ${i + 1}/${ROUNDS}: ` +
+        VARIANTS.map((v) => `${v} ${rpsOf(got, v).toFixed(0)} req/s`).join(", ") +
+        `, governed/bare ${(rpsOf(got, "governed") / rpsOf(got, "bare")).toFixed(3)}`,
     );
   }
-  const summary = (v: Variant) => ({
-    medianRps: median(rounds.map((r) => r[v].rps)),
-    p50: median(rounds.map((r) => r[v].p50)),
-    p99: median(rounds.map((r) => r[v].p99)),
-    bytesPerResponse: median(rounds.map((r) => r[v].bytesPerResponse)),
-  });
-  const governed = summary("governed");
-  const bare = summary("bare");
-  const ratioOfMedians = governed.medianRps / bare.medianRps;
+  const summarize = (v: Variant): VariantSummary => {
+    const rs = rounds.map((r) => r[v] as RoundResult);
+    return {
+      medianRps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      bytesPerResponse: median(rs.map((r) => r.bytesPerResponse)),
+      serverCpuUs: medianOrNull(rs.map((r) => r.serverCpuUs)),
+      dbCpuUs: medianOrNull(rs.map((r) => r.dbCpuUs)),
+    };
+  };
+  const summary = Object.fromEntries(VARIANTS.map((v) => [v, summarize(v)])) as OpResult["summary"];
+  const medianOf = (v: Variant) => (summary[v] as VariantSummary).medianRps;
+  const ratioOfMedians = medianOf("governed") / medianOf("bare");
   return {
     op,
+    variants: VARIANTS,
     rounds,
-    governed,
-    bare,
+    summary,
     ratioOfMedians,
-    medianOfRatios: median(rounds.map((r) => r.ratio)),
+    medianOfRatios: median(rounds.map((r) => rpsOf(r, "governed") / rpsOf(r, "bare"))),
+    sqlfnRatio: summary.sqlfn ? medianOf("sqlfn") / medianOf("bare") : null,
     target: TARGETS[op],
     pass: ratioOfMedians >= TARGETS[op],
   };
@@ -311,7 +440,9 @@ function table(rows: string[][], rightAlignFrom = 2): string {
   return rows
     .map((r) =>
       r
-        .map((cell, i) => (i >= rightAlignFrom ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+        .map((cell, i) =>
+          i >= rightAlignFrom ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0),
+        )
         .join("  ")
         .trimEnd(),
     )
@@ -327,35 +458,60 @@ function report(results: OpResult[], meta: Record<string, unknown>): string {
       `log level ${LOG_LEVEL}${SYNC_COMMIT ? `, synchronous_commit=${SYNC_COMMIT}` : ""}`,
   );
   lines.push("");
-  const perVariant = [["op", "variant", "median req/s", "p50 ms", "p99 ms", "bytes/resp", "req/s per round"]];
+  const us = (x: number | null) => (x === null ? "n/a" : x.toFixed(0));
+  const perVariant = [
+    [
+      "op",
+      "variant",
+      "median req/s",
+      "p50 ms",
+      "p99 ms",
+      "server CPU µs/req",
+      "db CPU µs/req",
+      "bytes/resp",
+      "req/s per round",
+    ],
+  ];
   for (const r of results) {
-    for (const v of ["governed", "bare"] as const) {
+    for (const v of r.variants) {
+      const m = r.summary[v] as VariantSummary;
       perVariant.push([
         r.op,
         v,
-        r[v].medianRps.toFixed(0),
-        r[v].p50.toFixed(1),
-        r[v].p99.toFixed(1),
-        r[v].bytesPerResponse.toFixed(0),
-        r.rounds.map((x) => x[v].rps.toFixed(0)).join(" "),
+        m.medianRps.toFixed(0),
+        m.p50.toFixed(1),
+        m.p99.toFixed(1),
+        us(m.serverCpuUs),
+        us(m.dbCpuUs),
+        m.bytesPerResponse.toFixed(0),
+        r.rounds.map((x) => rpsOf(x, v).toFixed(0)).join(" "),
       ]);
     }
   }
   lines.push(table(perVariant));
   lines.push("");
-  const ratios = [["op", "governed/bare", "ratio of medians", "median of ratios", "target", "result"]];
+  const ratios = [["governed/bare", "ratio of medians", "median of ratios", "target", "result"]];
   for (const r of results) {
     ratios.push([
       r.op,
-      "",
       r.ratioOfMedians.toFixed(3),
       r.medianOfRatios.toFixed(3),
       `>= ${r.target.toFixed(2)}`,
       r.pass ? "PASS" : "BELOW TARGET",
     ]);
   }
-  lines.push(table(ratios.map(([a, , ...rest]) => [a as string, ...rest]), 1));
+  lines.push(table(ratios, 1));
   lines.push("");
+  if (results.some((r) => r.sqlfnRatio !== null)) {
+    lines.push(
+      "diagnostic: sqlfn = the bare route calling the same trellis.gw_* SQL function as the gateway",
+    );
+    lines.push("(claims, RLS, audit insert) without the Node side (token, scopes, zod, Ajv).");
+    for (const r of results) {
+      if (r.sqlfnRatio !== null) lines.push(`  ${r.op}: sqlfn/bare ${r.sqlfnRatio.toFixed(3)}`);
+    }
+    lines.push("");
+  }
   return lines.join("\n");
 }
 
@@ -365,7 +521,8 @@ async function main() {
   const postgres = await withClient(BASE_URL, async (c) => {
     await c.query(`CREATE DATABASE ${dbName}`);
     dbCreated = true;
-    if (SYNC_COMMIT) await c.query(`ALTER DATABASE ${dbName} SET synchronous_commit = '${SYNC_COMMIT}'`);
+    if (SYNC_COMMIT)
+      await c.query(`ALTER DATABASE ${dbName} SET synchronous_commit = '${SYNC_COMMIT}'`);
     const { rows } = await c.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     return `PostgreSQL ${rows[0]?.v ?? "?"}`;
   });
@@ -412,6 +569,7 @@ async function main() {
 
   const gatewayPath = `/api/v1/apps/${app.id}/submissions`;
   const barePath = `/bench/bare/apps/${app.id}/submissions`;
+  const sqlfnPath = `/bench/sqlfn/apps/${app.id}/submissions`;
   const auth = { authorization: `Bearer ${token}` };
   const json = { "content-type": "application/json" };
   const writeBody = { form_id: FORM_ID, payload: { title: "bench", n: 1 } };
@@ -419,53 +577,96 @@ async function main() {
     read: {
       governed: { method: "GET", path: `${gatewayPath}?limit=${LIMIT}`, headers: auth },
       bare: { method: "GET", path: `${barePath}?submitter=${SUBJECT}&limit=${LIMIT}`, headers: {} },
+      sqlfn: {
+        method: "GET",
+        path: `${sqlfnPath}?submitter=${SUBJECT}&limit=${LIMIT}`,
+        headers: {},
+      },
     },
     write: {
-      governed: { method: "POST", path: gatewayPath, headers: { ...auth, ...json }, body: JSON.stringify(writeBody) },
+      governed: {
+        method: "POST",
+        path: gatewayPath,
+        headers: { ...auth, ...json },
+        body: JSON.stringify(writeBody),
+      },
       bare: {
         method: "POST",
         path: barePath,
         headers: { ...json, "x-bench-submitter": SUBJECT },
         body: JSON.stringify(writeBody),
       },
+      sqlfn: {
+        method: "POST",
+        path: sqlfnPath,
+        headers: { ...json, "x-bench-submitter": SUBJECT },
+        body: JSON.stringify(writeBody),
+      },
     },
   };
 
-  // Both variants must answer the same thing, or the ratio means nothing.
-  type Page = { items: { id: string; created_at: string }[]; next_cursor: string | null };
-  const g = await call<Page>(base, "GET", targets.read.governed.path, { headers: auth, expect: 200 });
-  const b = await call<Page>(base, "GET", targets.read.bare.path, { expect: 200 });
-  if (
-    g.items.length !== LIMIT ||
-    JSON.stringify(g.items) !== JSON.stringify(b.items) ||
-    g.next_cursor !== b.next_cursor
-  ) {
-    throw new Error("the governed and bare list answers differ; the comparison would be meaningless");
+  // All variants must answer the same thing, or the ratio means nothing. (Before any write
+  // round, so every list still sees exactly the seeded rows.)
+  type Page = { items: { id: string }[]; next_cursor: string | null };
+  const answer = async <T>(t: Target, expect: number) =>
+    call<T>(base, t.method, t.path, {
+      headers: t.headers,
+      expect,
+      ...(t.body ? { body: JSON.parse(t.body) } : {}),
+    });
+  const page = await answer<Page>(targets.read.governed, 200);
+  if (page.items.length !== LIMIT || !page.next_cursor) {
+    throw new Error(`the governed list answered ${page.items.length} items, expected ${LIMIT}`);
   }
-  const gw = await call<Record<string, unknown>>(base, "POST", gatewayPath, { headers: auth, body: writeBody, expect: 201 });
-  const bw = await call<Record<string, unknown>>(base, "POST", barePath, {
-    headers: { "x-bench-submitter": SUBJECT },
-    body: writeBody,
-    expect: 201,
-  });
-  if (Object.keys(gw).sort().join() !== Object.keys(bw).sort().join() || gw.submitter_id !== bw.submitter_id) {
-    throw new Error(`the governed and bare create answers differ: ${JSON.stringify(gw)} vs ${JSON.stringify(bw)}`);
+  const others = VARIANTS.filter((x) => x !== "governed");
+  for (const v of others) {
+    const p = await answer<Page>(targets.read[v], 200);
+    if (JSON.stringify(p) !== JSON.stringify(page)) {
+      throw new Error(
+        `the governed and ${v} list answers differ; the comparison would be meaningless`,
+      );
+    }
+  }
+  const created = await answer<Record<string, unknown>>(targets.write.governed, 201);
+  for (const v of others) {
+    const c = await answer<Record<string, unknown>>(targets.write[v], 201);
+    const shape = (o: Record<string, unknown>) =>
+      JSON.stringify({ keys: Object.keys(o).sort(), sub: o.submitter_id, payload: o.payload });
+    if (shape(c) !== shape(created)) {
+      throw new Error(
+        `the governed and ${v} create answers differ: ${JSON.stringify(created)} vs ${JSON.stringify(c)}`,
+      );
+    }
   }
 
+  meter = await CpuMeter.open();
   const results: OpResult[] = [];
-  for (const op of OPS as Op[]) results.push(await benchOp(op, base, targets[op]));
+  try {
+    for (const op of OPS as Op[]) results.push(await benchOp(op, base, targets[op]));
+  } finally {
+    await meter.close();
+  }
 
-  // Governance really happened: one audit event per governed request.
+  // Governance really happened: at least one audit event per measured governed request.
   const audit = await withClient(dbUrl, async (c) => {
     const { rows } = await c.query<{ action: string; n: string }>(
       "SELECT action, count(*) AS n FROM trellis.audit_events GROUP BY action ORDER BY action",
     );
-    return Object.fromEntries(rows.map((r) => [r.action, Number(r.n)]));
+    return Object.fromEntries(rows.map((r) => [r.action, Number(r.n)])) as Record<string, number>;
   });
+  for (const r of results) {
+    const action = r.op === "read" ? "submission.list" : "submission.create";
+    const governed = r.rounds.reduce((n, x) => n + (x.governed as RoundResult).requests, 0);
+    if ((audit[action] ?? 0) < governed) {
+      throw new Error(
+        `${governed} governed ${r.op}s were measured but only ${audit[action] ?? 0} ${action} audit events exist`,
+      );
+    }
+  }
 
   const meta = { postgres, cpus: availableParallelism() };
   process.stdout.write(report(results, meta));
-  process.stdout.write(`audit events written during the run: ${JSON.stringify(audit)}\n`);
+  process.stdout.write(`audit events in the bench database: ${JSON.stringify(audit)}\n`);
   if (JSON_OUT) {
     const out = {
       at: new Date().toISOString(),

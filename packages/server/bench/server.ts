@@ -15,6 +15,7 @@ import { buildApp } from "../src/app";
 import { parseConfig } from "../src/config/config";
 import type { Db } from "../src/db/db";
 import { openPostgres } from "../src/db/postgres";
+import { newId } from "../src/lib/ids";
 
 interface Row {
   id: string;
@@ -89,6 +90,66 @@ function addBareRoutes(app: FastifyInstance, db: Db): void {
   });
 }
 
+/**
+ * Diagnostic routes (BENCH_DIAG=1): ungoverned on the Node side exactly like the bare routes, but
+ * calling the same `trellis.gw_*` SQL functions as the gateway (claims, RLS, audit insert, one
+ * statement). governed vs sqlfn is then the Node side of governance, sqlfn vs bare the SQL side.
+ */
+function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
+  // The same context the gateway builds (form-intake.routes.ts ctxOf), with fixed scopes.
+  const ctxOf = (appId: string, sub: string, requestId: string, at: string) =>
+    JSON.stringify({
+      app_id: appId,
+      sub,
+      scopes: "create read",
+      token_id: "tok_bench",
+      event_id: newId("event"),
+      request_id: requestId,
+      at,
+    });
+
+  app.get("/bench/sqlfn/apps/:app/submissions", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const q = req.query as { submitter?: string; limit?: string };
+    const limit = Math.min(Math.max(Number(q.limit ?? 50) || 50, 1), 200);
+    if (!q.submitter) return reply.code(400).send({ error: "submitter is required" });
+    const { rows } = await db.query<Row>(
+      "SELECT * FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)",
+      [ctxOf(appId, q.submitter, req.id, new Date().toISOString()), null, null, limit + 1],
+    );
+    const more = rows.length > limit;
+    const items = (more ? rows.slice(0, limit) : rows).map(toRecord);
+    const last = items.at(-1);
+    const next_cursor =
+      more && last ? Buffer.from(JSON.stringify({ id: last.id })).toString("base64url") : null;
+    return { items, next_cursor };
+  });
+
+  app.post("/bench/sqlfn/apps/:app/submissions", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const body = (req.body ?? {}) as { form_id?: string; payload?: Record<string, unknown> };
+    const submitter = req.headers["x-bench-submitter"];
+    if (typeof submitter !== "string" || !body.payload) {
+      return reply.code(400).send({ error: "payload and x-bench-submitter are required" });
+    }
+    const record = {
+      id: uuidv7(),
+      app_id: appId,
+      form_id: body.form_id ?? "default",
+      submitter_id: submitter,
+      payload: body.payload,
+      created_at: new Date().toISOString(),
+    };
+    await db.query("SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb)", [
+      ctxOf(appId, submitter, req.id, record.created_at),
+      record.id,
+      record.form_id,
+      JSON.stringify(record.payload),
+    ]);
+    return reply.code(201).send(record);
+  });
+}
+
 const say = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(msg)}\n`);
 
 async function main() {
@@ -99,6 +160,7 @@ async function main() {
   try {
     app = await buildApp({ config, db });
     addBareRoutes(app, db);
+    addSqlFnRoutes(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });
   } catch (err) {
     await db.close().catch(() => {});
