@@ -133,12 +133,14 @@ CREATE POLICY audit_owner_read ON trellis.audit_events FOR SELECT TO CURRENT_USE
 CREATE POLICY audit_owner_insert ON trellis.audit_events FOR INSERT TO CURRENT_USER WITH CHECK (true);
 
 -- Writes one gateway audit event from the request context; called inside gateway functions so
--- the event commits or rolls back with the data change.
+-- the event commits or rolls back with the data change. plpgsql, not sql: plpgsql caches the
+-- INSERT's plan per session, a sql-language function re-plans it on every call (before PG 18).
 CREATE FUNCTION trellis.audit_write(ctx jsonb, action text, resource_type text, resource_id text,
-                                    outcome text, error_code text) RETURNS void LANGUAGE sql AS $$
+                                    outcome text, error_code text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
   INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
     resource_type, resource_id, app_id, token_id, policy_id, outcome, error_code, request_id)
   VALUES (ctx->>'event_id', (ctx->>'at')::timestamptz, ctx->>'sub', 'app_user', action,
     resource_type, resource_id, ctx->>'app_id', ctx->>'token_id', ctx->>'policy_id', outcome,
-    error_code, ctx->>'request_id')
-$$;
+    error_code, ctx->>'request_id');
+END $$;

@@ -1,11 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { Health } from "@trellis/contracts";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import {
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from "fastify-type-provider-zod";
+import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Config } from "./config/config";
 import type { Db } from "./db/db";
 import { migrate } from "./db/migrate";
@@ -13,6 +9,7 @@ import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { adminAuth } from "./http/admin-auth";
 import { installErrorHandling } from "./http/errors";
+import { serializerCompiler } from "./http/serializer";
 import { type Clock, systemClock } from "./lib/clock";
 import { newId } from "./lib/ids";
 import { loadAdminCredentials } from "./modules/admin/admin-credentials";
@@ -94,18 +91,25 @@ export async function buildApp({
     };
     reply.header("x-request-id", req.id);
   });
-  app.addHook("onResponse", async (req, reply) => {
-    req.log.info(
-      {
-        method: req.method,
-        path: req.url.split("?")[0],
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
-      },
-      "request",
-    );
-  });
+  // One line per request, registered only when the level would print it (no per-request cost otherwise).
+  if (["info", "debug", "trace"].includes(config.logLevel)) {
+    app.addHook("onResponse", async (req, reply) => {
+      req.log.info(
+        {
+          method: req.method,
+          path: req.url.split("?")[0],
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime),
+        },
+        "request",
+      );
+    });
+  }
   installErrorHandling(app, audit);
+  // In-flight requests finish first (Fastify waits for them), then queued audit events are written.
+  app.addHook("onClose", async () => {
+    await audit.drain();
+  });
 
   app.get("/healthz", { schema: { response: { 200: Health } } }, async () => ({
     status: "ok" as const,
@@ -125,7 +129,7 @@ export async function buildApp({
   await app.register(
     async (gateway) => {
       gateway.addHook("onRequest", gatewayAuth({ tokens, apps }));
-      await gateway.register(formIntakeRoutes, { db, clock });
+      await gateway.register(formIntakeRoutes, { db, clock, audit });
     },
     { prefix: "/api/v1" },
   );

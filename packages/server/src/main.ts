@@ -30,7 +30,11 @@ export async function startServer(
   let release = async () => {};
   let db: Db;
   if (config.databaseUrl) {
-    db = await openPostgres(config.databaseUrl);
+    db = await openPostgres(config.databaseUrl, config.dbPoolSize, (err) =>
+      process.stderr.write(
+        `trellis: a PostgreSQL connection failed and was replaced: ${err.message}\n`,
+      ),
+    );
   } else {
     let onCompromised = (err: Error) => {
       throw err;

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CORE_MIGRATIONS } from "../src/app";
 import { MigrationError, migrate } from "../src/db/migrate";
+import { openPostgres } from "../src/db/postgres";
 import { DATASTORES, type FreshDb, freshDb } from "./harness";
 
 describe.each(DATASTORES)("migrations on %s", (kind) => {
@@ -54,6 +55,21 @@ describe.each(DATASTORES)("migrations on %s", (kind) => {
     expect(t.rows).toEqual([{ t: null }]);
     const rec = await fresh.db.query("SELECT * FROM trellis.schema_migrations WHERE scope = 't'");
     expect(rec.rows).toEqual([]);
+  });
+
+  it("two servers migrating one fresh database at once both succeed, each file applied once", async () => {
+    writeFileSync(join(dir, "0001_a.sql"), "CREATE TABLE trellis.m_test (x int);");
+    const sources = [
+      { scope: "core", dir: CORE_MIGRATIONS },
+      { scope: "t", dir },
+    ];
+    const second = kind === "postgres" ? await openPostgres(fresh.url as string, 2) : fresh.db;
+    try {
+      const [a, b] = await Promise.all([migrate(fresh.db, sources), migrate(second, sources)]);
+      expect([...a, ...b].sort()).toEqual(["core/0001_core.sql", "t/0001_a.sql"]);
+    } finally {
+      if (second !== fresh.db) await second.close();
+    }
   });
 
   it("the core schema migrates on a fresh database and is idempotent", async () => {

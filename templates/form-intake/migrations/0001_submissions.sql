@@ -47,14 +47,16 @@ CREATE POLICY submissions_soft_delete ON trellis.form_intake_submissions FOR UPD
   WITH CHECK (app_id = trellis.claim_app());
 
 -- ── gateway operations ────────────────────────────────────────────────────────────────────
--- One statement per governed request: each function sets the caller's claims, runs the query
+-- One statement per governed request: each function sets the caller's claims and runs the query
 -- under row-level security (SECURITY DEFINER owned by trellis_gateway, so the body runs as that
--- role whoever calls it) and writes the audit event, all in the statement's transaction.
+-- role whoever calls it). Writes also insert their audit event in the same statement, so the
+-- change and its event commit together. Reads stay read-only transactions: their events go
+-- through the server's audit group commit, durable before the response is sent.
 -- ctx: {app_id, sub, scopes (space-separated), token_id, event_id, request_id, at}.
 
 CREATE FUNCTION trellis.gw_form_intake_create(ctx jsonb, p_id uuid, p_form_id text, p_payload jsonb)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET statement_timeout = '5s' AS $$
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM trellis.set_claims(ctx);
   INSERT INTO trellis.form_intake_submissions (id, app_id, form_id, submitter_id, payload, created_at)
@@ -64,7 +66,7 @@ END $$;
 
 CREATE FUNCTION trellis.gw_form_intake_list(ctx jsonb, p_form_id text, p_before uuid, p_limit integer)
 RETURNS SETOF trellis.form_intake_submissions LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET statement_timeout = '5s' AS $$
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM trellis.set_claims(ctx);
   -- The submitter filter repeats what RLS enforces so the planner can use the index.
@@ -79,28 +81,21 @@ BEGIN
         AND (p_form_id IS NULL OR s.form_id = p_form_id) AND (p_before IS NULL OR s.id < p_before)
       ORDER BY s.id DESC LIMIT p_limit;
   END IF;
-  PERFORM trellis.audit_write(ctx, 'submission.list', 'submission', NULL, 'allowed', NULL);
 END $$;
 
 CREATE FUNCTION trellis.gw_form_intake_get(ctx jsonb, p_id uuid)
 RETURNS SETOF trellis.form_intake_submissions LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET statement_timeout = '5s' AS $$
-DECLARE r trellis.form_intake_submissions;
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM trellis.set_claims(ctx);
-  SELECT * INTO r FROM trellis.form_intake_submissions s
+  -- Absent, deleted, or hidden by RLS all return no row: the caller cannot tell which.
+  RETURN QUERY SELECT * FROM trellis.form_intake_submissions s
     WHERE s.id = p_id AND s.app_id = ctx->>'app_id' AND s.deleted_at IS NULL;
-  IF FOUND THEN
-    PERFORM trellis.audit_write(ctx, 'submission.get', 'submission', p_id::text, 'allowed', NULL);
-    RETURN NEXT r;
-  ELSE -- absent, deleted, or hidden by RLS: the caller cannot tell which
-    PERFORM trellis.audit_write(ctx, 'submission.get', 'submission', p_id::text, 'denied', 'not_found');
-  END IF;
 END $$;
 
 CREATE FUNCTION trellis.gw_form_intake_delete(ctx jsonb, p_id uuid)
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET statement_timeout = '5s' AS $$
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM trellis.set_claims(ctx);
   UPDATE trellis.form_intake_submissions s SET deleted_at = (ctx->>'at')::timestamptz

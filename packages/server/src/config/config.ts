@@ -29,6 +29,11 @@ const VARIABLES = {
       .regex(/^postgres(ql)?:\/\//, "must start with postgres:// or postgresql://")
       .optional(),
   },
+  TRELLIS_DB_POOL_SIZE: {
+    describe: "Connections to PostgreSQL per server process (ignored for the embedded database).",
+    default: "10",
+    schema: z.coerce.number().int().min(1).max(200),
+  },
   TRELLIS_ADMIN_TOKEN: {
     describe:
       "Admin bearer token for the control plane (at least 32 characters). Unset: one is generated on first start, printed once, and stored only as a hash.",
@@ -83,6 +88,7 @@ export interface Config {
   host: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  dbPoolSize: number;
   adminToken: string | undefined;
   masterKey: Buffer | undefined;
   tokenDefaultTtl: number;
@@ -130,6 +136,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     host: p.TRELLIS_HOST,
     dataDir: resolve(p.TRELLIS_DATA_DIR),
     databaseUrl: p.DATABASE_URL,
+    dbPoolSize: p.TRELLIS_DB_POOL_SIZE,
     adminToken: p.TRELLIS_ADMIN_TOKEN,
     masterKey: p.TRELLIS_MASTER_KEY ? Buffer.from(p.TRELLIS_MASTER_KEY, "base64") : undefined,
     tokenDefaultTtl: p.TRELLIS_TOKEN_DEFAULT_TTL,

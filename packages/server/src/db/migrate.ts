@@ -43,11 +43,16 @@ const MIGRATION_LOCK = 7_311_2024;
  */
 export async function migrate(db: Db, sources: MigrationSource[]): Promise<string[]> {
   const migrations = load(sources);
-  await db.exec(`
-    CREATE SCHEMA IF NOT EXISTS trellis;
-    CREATE TABLE IF NOT EXISTS trellis.schema_migrations (
-      scope text NOT NULL, name text NOT NULL, checksum text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, name));`);
+  // Under the lock too: two servers starting on a fresh database would otherwise race on the
+  // catalog (IF NOT EXISTS is not safe against a concurrent creator).
+  await db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await tx.exec(`
+      CREATE SCHEMA IF NOT EXISTS trellis;
+      CREATE TABLE IF NOT EXISTS trellis.schema_migrations (
+        scope text NOT NULL, name text NOT NULL, checksum text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, name));`);
+  });
   const applied: string[] = [];
   for (const m of migrations) {
     const done = await db.transaction(async (tx) => {

@@ -9,11 +9,12 @@ import {
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Db } from "../db/db";
-import type { RequestContext } from "../http/context";
+import { auditContext, type RequestContext } from "../http/context";
 import type { Clock } from "../lib/clock";
 import { decodeCursor, encodeCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newId, newRecordId } from "../lib/ids";
+import type { AuditService } from "../modules/audit/audit.service";
 import {
   createSubmission,
   deleteSubmission,
@@ -25,10 +26,11 @@ import {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The gateway routes of the form-intake template. Auth (token, app, scope) ran in onRequest. */
-export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> = async (
-  app,
-  { db, clock },
-) => {
+export const formIntakeRoutes: FastifyPluginAsyncZod<{
+  db: Db;
+  clock: Clock;
+  audit: Pick<AuditService, "record">;
+}> = async (app, { db, clock, audit }) => {
   const ctxOf = (c: RequestContext): GatewayCtx => {
     const claims = c.claims;
     if (!claims) throw new TrellisError("auth_required"); // unreachable: the hook sets it
@@ -96,6 +98,8 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> =
         beforeId,
         limit: limit + 1,
       });
+      // Reads are audited through the group commit: durable before the response leaves.
+      await audit.record(auditContext(req.trellis), { action: "submission.list", resourceType });
       req.trellis.audited = true;
       const more = rows.length > limit;
       const items = more ? rows.slice(0, limit) : rows;
@@ -112,8 +116,13 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{ db: Db; clock: Clock }> =
     },
     async (req) => {
       const found = await getSubmission(db, ctxOf(req.trellis), req.params.id);
-      req.trellis.audited = true; // the function audited the read or the miss
-      if (!found) throw new TrellisError("not_found");
+      if (!found) throw new TrellisError("not_found"); // audited as a denial by the error handler
+      await audit.record(auditContext(req.trellis), {
+        action: "submission.get",
+        resourceType,
+        resourceId: found.id,
+      });
+      req.trellis.audited = true;
       return found;
     },
   );

@@ -3,13 +3,25 @@ import { uuidv7obj } from "uuidv7";
 
 const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
 
-/** 128 bits as 26 Crockford base32 characters (the TypeID suffix encoding, lower case). */
-function base32(bytes: Uint8Array): string {
-  // 130 bits of output for 128 bits of input: two leading zero bits, as TypeID does.
+/**
+ * 128 bits as 26 Crockford base32 characters, lower case: the TypeID suffix encoding (130
+ * bits of output, the first two always zero). A small bit accumulator, no BigInt: ids are
+ * minted on every request.
+ * @example base32(new Uint8Array(16)) // "00000000000000000000000000"
+ */
+export function base32(bytes: Uint8Array): string {
   let out = "";
-  let value = 0n;
-  for (const b of bytes) value = (value << 8n) | BigInt(b);
-  for (let i = 25; i >= 0; i--) out += CROCKFORD[Number((value >> BigInt(i * 5)) & 31n)];
+  let acc = 0;
+  let bits = 2; // the two leading zero bits
+  for (const b of bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += CROCKFORD[(acc >> bits) & 31];
+    }
+    acc &= (1 << bits) - 1;
+  }
   return out;
 }
 

@@ -1,9 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { decodeCursor, encodeCursor } from "./cursor";
-import { newId, newRecordId } from "./ids";
+import { base32, newId, newRecordId } from "./ids";
 import { digestsEqual, open, randomSecret, seal, sha256Hex } from "./secrets";
 
 describe("ids", () => {
+  it("encode 128 bits as TypeID does (examples from the TypeID spec)", () => {
+    const hex = (h: string) => Uint8Array.from(Buffer.from(h.replaceAll("-", ""), "hex"));
+    expect(base32(hex("00000000-0000-0000-0000-000000000000"))).toBe("00000000000000000000000000");
+    expect(base32(hex("ffffffff-ffff-ffff-ffff-ffffffffffff"))).toBe("7zzzzzzzzzzzzzzzzzzzzzzzzz");
+    expect(base32(hex("01890a5d-ac96-774b-bcce-b302099a8057"))).toBe("01h455vb4pex5vsknk084sn02q");
+    expect(base32(hex("00000000-0000-0000-0000-000000000001"))).toBe("00000000000000000000000001");
+  });
+
   it("are prefixed, 26 base32 chars, and sort by creation time", async () => {
     const a = newId("app");
     await new Promise((r) => setTimeout(r, 2));

@@ -4,7 +4,7 @@ import type { Clock } from "../../lib/clock";
 import { decodeCursor, encodeCursor } from "../../lib/cursor";
 import { TrellisError } from "../../lib/errors";
 import { newId } from "../../lib/ids";
-import { insertEvent, listEvents } from "./audit.repo";
+import { insertEvent, insertEvents, listEvents, type NewAuditEvent } from "./audit.repo";
 
 /** Who did it and in which request: what every audit event carries besides the action. */
 export interface AuditContext {
@@ -26,13 +26,55 @@ export interface AuditRecord {
 // Attacker-controlled strings (URL ids, subjects) are bounded before they reach the log.
 const clip = (v: string | null | undefined) => (v == null ? null : v.slice(0, 200));
 
+/** Most events one group-commit statement carries. */
+const MAX_BATCH = 500;
+/**
+ * A small batch waits this long for company before it is written: fewer, larger commits.
+ * Measured on the read bench (16 connections): batches grow from ~4 to ~20 events.
+ */
+const LINGER_MS = 1;
+const LINGER_BELOW = 16;
+
 export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
+  // Group commit for events that are not part of a data change (reads, denials, admin reads).
+  // A caller's promise resolves only once its event is committed, so nothing is answered
+  // unaudited; meanwhile concurrent requests share one INSERT and one commit. One batch is in
+  // flight at a time: whatever queues during it goes in the next.
+  let queue: Array<{ event: NewAuditEvent; done: (err?: unknown) => void }> = [];
+  let flushing: Promise<void> | undefined;
+
+  async function flushLoop(): Promise<void> {
+    while (queue.length > 0) {
+      if (queue.length < LINGER_BELOW) await new Promise((r) => setTimeout(r, LINGER_MS));
+      const batch = queue.slice(0, MAX_BATCH);
+      queue = queue.slice(batch.length);
+      try {
+        await insertEvents(
+          db,
+          batch.map((b) => b.event),
+        );
+        for (const b of batch) b.done();
+      } catch (err) {
+        for (const b of batch) b.done(err);
+      }
+    }
+    flushing = undefined;
+  }
+
+  function enqueue(event: NewAuditEvent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      queue.push({ event, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      flushing ??= flushLoop();
+    });
+  }
+
   /**
-   * Writes one event. Pass the transaction that makes the change so the two commit together;
-   * without one, the event is written on its own (denials, reads).
+   * Writes one event. Pass the transaction that makes a data change so the two commit
+   * together; without one, the event goes through the group commit and the promise resolves
+   * when it is durable.
    */
-  async function record(ctx: AuditContext, rec: AuditRecord, tx: Queryable = db): Promise<void> {
-    await insertEvent(tx, {
+  async function record(ctx: AuditContext, rec: AuditRecord, tx?: Queryable): Promise<void> {
+    const event: NewAuditEvent = {
       event_id: newId("event"),
       occurred_at: clock.now(),
       actor_id: clip(ctx.actorId),
@@ -46,8 +88,15 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
       outcome: rec.outcome ?? "allowed",
       error_code: rec.errorCode ?? null,
       request_id: ctx.requestId,
-    });
+    };
+    if (tx) await insertEvent(tx, event);
+    else await enqueue(event);
   }
+
+  /** Waits until every queued event is written (shutdown). */
+  const drain = async () => {
+    while (flushing) await flushing;
+  };
 
   async function list(query: AuditQuery): Promise<AuditPage> {
     let beforeSeq: number | undefined;
@@ -66,7 +115,7 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
     return { items: page, next_cursor: more && last ? encodeCursor({ seq: last.seq }) : null };
   }
 
-  return { record, list };
+  return { record, list, drain };
 };
 
 export type AuditService = ReturnType<typeof auditService>;
