@@ -70,6 +70,17 @@ describe.each(DATASTORES)("gateway (form-intake) on %s", (kind) => {
     expect(stored.rows).toEqual([{ submitter_id: "kiosk" }]);
   });
 
+  it("what create returns is exactly what get and list return later", async () => {
+    const appC = await createApp(t, "C");
+    const token = await issueToken(t, appC, "round-tripper", ["create", "read"]);
+    const created = (await submit(appC, token, { title: "round trip", priority: "low" })).body;
+    expect(created.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    const got = await t.call({ method: "GET", url: `${sub(appC)}/${created.id}`, token });
+    expect(got.body).toEqual(created);
+    const listed = await t.call({ method: "GET", url: sub(appC), token });
+    expect(listed.body.items).toEqual([created]);
+  });
+
   it("a subject without read:all lists only its own submissions", async () => {
     const res = await t.call({ method: "GET", url: sub(appA), token: tok.alice });
     expect(res.status).toBe(200);
