@@ -144,3 +144,22 @@ BEGIN
     resource_type, resource_id, ctx->>'app_id', ctx->>'token_id', ctx->>'policy_id', outcome,
     error_code, ctx->>'request_id');
 END $$;
+
+-- Appends a batch of events (the server's audit group commit: reads, denials, admin reads),
+-- in array order, in one durable commit. plpgsql so the INSERT's plan is cached per session.
+-- Data changes never come through here; their events commit with them.
+CREATE FUNCTION trellis.audit_append(events jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
+    resource_type, resource_id, app_id, token_id, policy_id, outcome, error_code, request_id)
+  SELECT x.event_id, x.occurred_at, x.actor_id, x.actor_role, x.action, x.resource_type,
+         x.resource_id, x.app_id, x.token_id, x.policy_id, x.outcome, x.error_code, x.request_id
+    FROM ROWS FROM (jsonb_to_recordset(events) AS (event_id text, occurred_at timestamptz,
+           actor_id text, actor_role text, action text, resource_type text, resource_id text,
+           app_id text, token_id text, policy_id text, outcome text, error_code text,
+           request_id text)) WITH ORDINALITY AS x(event_id, occurred_at, actor_id, actor_role,
+           action, resource_type, resource_id, app_id, token_id, policy_id, outcome, error_code,
+           request_id, ord)
+   ORDER BY x.ord;
+END $$;

@@ -40,23 +40,12 @@ export async function insertEvent(q: Queryable, e: NewAuditEvent): Promise<void>
   );
 }
 
-const COLUMNS =
-  "event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_id, app_id, token_id, policy_id, outcome, error_code, request_id";
-
 /**
- * Many events in one statement, in array order (their seq follows it). One round trip and one
- * commit for a whole batch: this is what makes audited reads cheap.
+ * Many events in one statement, in array order (their seq follows it): one round trip and one
+ * commit for a whole batch.
  */
 export async function insertEvents(q: Queryable, events: NewAuditEvent[]): Promise<void> {
-  await q.query(
-    `INSERT INTO trellis.audit_events (${COLUMNS})
-     SELECT ${COLUMNS} FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (event_id text,
-       occurred_at timestamptz, actor_id text, actor_role text, action text, resource_type text,
-       resource_id text, app_id text, token_id text, policy_id text, outcome text,
-       error_code text, request_id text)) WITH ORDINALITY AS x(${COLUMNS}, ord)
-     ORDER BY ord`,
-    [JSON.stringify(events)],
-  );
+  await q.query("SELECT trellis.audit_append($1::jsonb)", [JSON.stringify(events)]);
 }
 
 export interface EventFilter {
