@@ -21,8 +21,13 @@ interface Row {
   form_id: string;
   submitter_id: string;
   payload: Record<string, unknown>;
-  created_at: Date;
+  created_ms: number;
 }
+
+// created_at comes back as epoch milliseconds (stored values have millisecond precision): the
+// driver's regex-based timestamp parser was ~36 µs of a 50-row page in the CPU profile.
+const COLUMNS =
+  "id, app_id, form_id, submitter_id, payload, (extract(epoch FROM created_at) * 1000)::float8 AS created_ms";
 
 const toSubmission = (r: Row): Submission => ({
   id: r.id,
@@ -30,11 +35,11 @@ const toSubmission = (r: Row): Submission => ({
   form_id: r.form_id,
   submitter_id: r.submitter_id,
   payload: r.payload,
-  created_at: r.created_at.toISOString(),
+  created_at: new Date(r.created_ms).toISOString(),
 });
 
-// Each call below is one statement, so one round trip: claims, query under RLS and the audit
-// event commit (or roll back) together.
+// Each call below is one statement, so one round trip: claims and the query under RLS; writes
+// also insert their audit event in it, so change and event commit (or roll back) together.
 
 export async function createSubmission(
   q: Queryable,
@@ -56,7 +61,7 @@ export async function listSubmissions(
   f: { formId?: string; beforeId?: string; limit: number },
 ): Promise<Submission[]> {
   const { rows } = await q.query<Row>(
-    "SELECT * FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)",
+    `SELECT ${COLUMNS} FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)`,
     [JSON.stringify(ctx), f.formId ?? null, f.beforeId ?? null, f.limit],
   );
   return rows.map(toSubmission);
@@ -68,7 +73,7 @@ export async function getSubmission(
   id: string,
 ): Promise<Submission | undefined> {
   const { rows } = await q.query<Row>(
-    "SELECT * FROM trellis.gw_form_intake_get($1::jsonb, $2::uuid)",
+    `SELECT ${COLUMNS} FROM trellis.gw_form_intake_get($1::jsonb, $2::uuid)`,
     [JSON.stringify(ctx), id],
   );
   return rows[0] && toSubmission(rows[0]);
