@@ -1,5 +1,6 @@
 import type { Submission } from "@trellis/contracts";
 import type { Queryable } from "../db/db";
+import { isoFromMs } from "../lib/iso";
 
 /**
  * The governed request's context, passed to the gateway SQL functions as one jsonb: claims
@@ -35,7 +36,7 @@ const toSubmission = (r: Row): Submission => ({
   form_id: r.form_id,
   submitter_id: r.submitter_id,
   payload: r.payload,
-  created_at: new Date(r.created_ms).toISOString(),
+  created_at: isoFromMs(r.created_ms),
 });
 
 // Each call below is one statement, so one round trip: claims and the query under RLS; writes

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeCursor, encodeCursor } from "./cursor";
 import { base32, newId, newRecordId } from "./ids";
+import { isoFromMs } from "./iso";
 import { digestsEqual, open, randomSecret, seal, sha256Hex } from "./secrets";
 
 describe("ids", () => {
@@ -55,5 +56,27 @@ describe("cursors", () => {
       decodeCursor(Buffer.from("[1]").toString("base64url"), { seq: "number" }),
     ).toBeUndefined();
     expect(decodeCursor(encodeCursor({ id: "x".repeat(101) }), { id: "string" })).toBeUndefined();
+  });
+});
+
+describe("isoFromMs", () => {
+  it("equals toISOString for edge instants and 100 000 random ones", () => {
+    const edges = [
+      0,
+      -1,
+      1,
+      86_399_999,
+      Date.UTC(2000, 1, 29, 23, 59, 59, 999),
+      Date.UTC(999, 0, 1),
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+      Date.UTC(10000, 0, 1),
+      Date.UTC(-1, 0, 1),
+      8.64e15,
+    ];
+    for (const ms of edges) expect(isoFromMs(ms)).toBe(new Date(ms).toISOString());
+    for (let i = 0; i < 100_000; i++) {
+      const ms = Math.floor((Math.random() - 0.2) * 4e14);
+      expect(isoFromMs(ms)).toBe(new Date(ms).toISOString());
+    }
   });
 });
