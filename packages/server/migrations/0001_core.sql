@@ -23,7 +23,7 @@ REVOKE ALL ON SCHEMA trellis FROM PUBLIC;
 GRANT USAGE ON SCHEMA trellis TO trellis_gateway;
 
 -- Claims live in transaction-local settings (set_config(..., true)), set by the gateway
--- functions below; row-level security policies read them through these helpers.
+-- functions of each template; row-level security policies read them through these helpers.
 -- current_setting(x, true) returns '' once a setting has been used in the session: nullif.
 CREATE FUNCTION trellis.claim_app() RETURNS text LANGUAGE sql STABLE
   AS $$ SELECT nullif(current_setting('trellis.app_id', true), '') $$;
@@ -32,12 +32,6 @@ CREATE FUNCTION trellis.claim_sub() RETURNS text LANGUAGE sql STABLE
 CREATE FUNCTION trellis.has_scope(scope text) RETURNS boolean LANGUAGE sql STABLE
   AS $$ SELECT coalesce(scope = ANY (string_to_array(nullif(current_setting('trellis.scopes', true), ''), ' ')), false) $$;
 
-CREATE FUNCTION trellis.set_claims(ctx jsonb) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('trellis.app_id', coalesce(ctx->>'app_id', ''), true),
-          set_config('trellis.sub', coalesce(ctx->>'sub', ''), true),
-          set_config('trellis.scopes', coalesce(ctx->>'scopes', ''), true);
-END $$;
 
 -- ── control plane (never granted to the gateway) ──────────────────────────────────────────
 CREATE TABLE trellis.admin_credentials (

