@@ -80,6 +80,21 @@ export const TokenIssued = z.object({
 });
 export type TokenIssued = z.infer<typeof TokenIssued>;
 
+export const TokenParams = z.object({ app: AppId, token_id: z.string().regex(idPattern("token")) });
+
+/** A token as the control plane lists it: never the token itself. */
+export const TokenInfo = z.object({
+  token_id: z.string(),
+  subject: z.string(),
+  scopes: z.array(z.string()),
+  issued_at: z.string(),
+  expires_at: z.string(),
+  revoked_at: z.string().nullable(),
+  status: z.enum(["active", "expired", "revoked"]),
+});
+export type TokenInfo = z.infer<typeof TokenInfo>;
+export const TokenList = z.object({ items: z.array(TokenInfo) });
+
 // ── form-intake submissions (gateway) ───────────────────────────────────────────────────
 export const SubmissionParams = z.object({ app: AppId, id: z.uuid() });
 

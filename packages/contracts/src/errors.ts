@@ -27,6 +27,7 @@ export const ERRORS = {
   token_expired: { status: 401, message: "The token has expired." },
   token_not_yet_valid: { status: 401, message: "The token is not valid yet." },
   token_wrong_app: { status: 403, message: "The token belongs to another app." },
+  token_revoked: { status: 401, message: "The token has been revoked." },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   scope_unknown: { status: 400, message: "A requested scope does not exist for this template." },

@@ -20,6 +20,7 @@ import { auditService } from "./modules/audit/audit.service";
 import { loadCatalog } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
 import { loadSigningKeys, resolveMasterKey } from "./modules/tokens/keys";
+import { revocationsService } from "./modules/tokens/revocations";
 import { tokensRoutes } from "./modules/tokens/tokens.routes";
 import { tokensService } from "./modules/tokens/tokens.service";
 
@@ -57,6 +58,8 @@ export async function buildApp({
   const creds = await loadAdminCredentials(db, clock, config.adminToken, announceAdminToken);
   const keys = await loadSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), clock);
   const apps = appsService({ db, catalog, clock, audit });
+  const revocations = revocationsService({ db, clock, audit });
+  await revocations.start();
   const tokens = tokensService({
     db,
     keys,
@@ -108,6 +111,7 @@ export async function buildApp({
   installErrorHandling(app, audit);
   // In-flight requests finish first (Fastify waits for them), then queued audit events are written.
   app.addHook("onClose", async () => {
+    await revocations.stop();
     await audit.drain();
   });
 
@@ -121,14 +125,14 @@ export async function buildApp({
       admin.addHook("onRequest", adminAuth(creds));
       await admin.register(catalogRoutes, { catalog, audit });
       await admin.register(appsRoutes, { apps, audit });
-      await admin.register(tokensRoutes, { apps, tokens });
+      await admin.register(tokensRoutes, { apps, tokens, revocations, audit });
       await admin.register(auditRoutes, { audit });
     },
     { prefix: "/admin/v1" },
   );
   await app.register(
     async (gateway) => {
-      gateway.addHook("onRequest", gatewayAuth({ tokens, apps }));
+      gateway.addHook("onRequest", gatewayAuth({ tokens, apps, revocations }));
       await gateway.register(formIntakeRoutes, { db, clock, audit });
     },
     { prefix: "/api/v1" },

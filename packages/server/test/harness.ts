@@ -69,6 +69,9 @@ export interface TestApp {
   db: Db;
   clock: TestClock;
   dataDir: string;
+  /** The test database's URL on PostgreSQL (undefined on PGlite). */
+  url?: string;
+  config: ReturnType<typeof parseConfig>;
   close(): Promise<void>;
   /** Listens on a free loopback port and returns the base URL (for clients that speak HTTP). */
   listen(): Promise<string>;
@@ -104,6 +107,8 @@ export async function startTestApp(
     db: fresh.db,
     clock,
     dataDir,
+    url: fresh.url,
+    config,
     async close() {
       await app.close();
       await fresh.drop();

@@ -20,6 +20,11 @@ export interface Db extends Queryable {
   readonly kind: DatastoreKind;
   /** Runs fn in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * LISTEN on a channel (a fixed identifier from our code, never user input); resolves with the
+   * function that stops listening. PostgreSQL: a dedicated connection; PGlite: in-process.
+   */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -26,6 +26,10 @@ export async function openPglite(dataDir?: string): Promise<Db> {
     kind: "pglite",
     ...base,
     transaction: (fn) => pg.transaction((tx) => fn(wrap(tx))),
+    listen: async (channel, onMessage) => {
+      const stop = await pg.listen(channel, onMessage);
+      return async () => stop();
+    },
     close: () => pg.close(),
   };
 }

@@ -70,6 +70,19 @@ export async function openPostgres(
         client.release(broken);
       }
     },
+    async listen(channel, onMessage) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
+      const client = new pg.Client({ connectionString: url });
+      client.on("error", onError);
+      client.on("notification", (m) => {
+        if (m.channel === channel) onMessage(m.payload ?? "");
+      });
+      await client.connect();
+      await client.query(`LISTEN ${channel}`);
+      return async () => {
+        await client.end().catch(() => {});
+      };
+    },
     close: () => pool.end(),
   };
 }

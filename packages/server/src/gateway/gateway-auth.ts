@@ -3,6 +3,7 @@ import type { FastifyRequest } from "fastify";
 import { bearer } from "../http/context";
 import { TrellisError } from "../lib/errors";
 import type { AppsService } from "../modules/apps/apps.service";
+import type { RevocationsService } from "../modules/tokens/revocations";
 import type { TokensService } from "../modules/tokens/tokens.service";
 
 const APP_ID = idPattern("app");
@@ -12,7 +13,15 @@ const APP_ID = idPattern("app");
  * Who the caller is gets recorded as soon as it is known, so a denial names the actor.
  */
 export const gatewayAuth =
-  ({ tokens, apps }: { tokens: TokensService; apps: Pick<AppsService, "governedApp"> }) =>
+  ({
+    tokens,
+    apps,
+    revocations,
+  }: {
+    tokens: TokensService;
+    apps: Pick<AppsService, "governedApp">;
+    revocations: Pick<RevocationsService, "isRevoked">;
+  }) =>
   async (req: FastifyRequest) => {
     const ctx = req.trellis;
     const appId = (req.params as { app?: unknown }).app;
@@ -27,6 +36,8 @@ export const gatewayAuth =
       ctx.tokenId = claims.tokenId;
     }
     if (!result.ok) throw new TrellisError(result.code);
+    // In memory, on every request (the signature check above may be cached; this never is).
+    if (revocations.isRevoked(result.claims)) throw new TrellisError("token_revoked");
     const governed = await apps.governedApp(result.claims.appId);
     if (!governed) throw new TrellisError("app_not_found");
     if (governed.app.status !== "active") throw new TrellisError("forbidden");

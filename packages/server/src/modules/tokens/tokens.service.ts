@@ -19,6 +19,7 @@ export interface TokenClaims {
   /** Space-separated, as set into the database claims. */
   scopeString: string;
   expiresAt: number; // epoch seconds
+  issuedAt: number; // epoch seconds
 }
 
 export type VerifyResult =
@@ -152,6 +153,7 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: De
           scopes,
           scopeString: [...scopes].join(" "),
           expiresAt: exp,
+          issuedAt: iat,
         },
       };
     } catch (err) {
