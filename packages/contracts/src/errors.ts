@@ -28,6 +28,11 @@ export const ERRORS = {
   token_not_yet_valid: { status: 401, message: "The token is not valid yet." },
   token_wrong_app: { status: 403, message: "The token belongs to another app." },
   token_revoked: { status: 401, message: "The token has been revoked." },
+  token_in_query: {
+    status: 401,
+    message:
+      "Send the token in the Authorization header, never in the URL: treat this one as leaked.",
+  },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   scope_unknown: { status: 400, message: "A requested scope does not exist for this template." },

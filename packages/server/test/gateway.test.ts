@@ -601,6 +601,24 @@ describe.each(DATASTORES)("gateway (form-intake) on %s", (kind) => {
     expect(event).toMatchObject({ app_id: appB, actor_id: "bob", error_code: "token_wrong_app" });
   });
 
+  it.each([
+    ["gateway", () => `/api/v1/apps/${appA}/submissions?access_token=${tok.alice}`],
+    ["gateway, with a valid header too", () => `/api/v1/apps/${appA}/submissions?limit=5&token=x`],
+    ["control plane", () => `/admin/v1/audit?jwt=abc`],
+  ])(
+    "a token in the query string is refused (%s) and the URL's query is never logged",
+    async (_n, url) => {
+      const res = await t.call({ method: "GET", url: url(), token: tok.alice });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe("token_in_query");
+      expect(res.body.items).toBeUndefined();
+      const events = await auditFor(t.db, res.body.error.request_id);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ outcome: "denied", error_code: "token_in_query" });
+      expect(JSON.stringify(events)).not.toContain((tok.alice as string).slice(-20));
+    },
+  );
+
   it("a token never travels in the URL: the log keeps only the path", async () => {
     const res = await t.call({
       method: "GET",

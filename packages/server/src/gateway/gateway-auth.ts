@@ -1,6 +1,6 @@
 import { idPattern } from "@trellis/contracts";
 import type { FastifyRequest } from "fastify";
-import { bearer } from "../http/context";
+import { bearer, tokenInQuery } from "../http/context";
 import { TrellisError } from "../lib/errors";
 import type { AppsService } from "../modules/apps/apps.service";
 import type { RevocationsService } from "../modules/tokens/revocations";
@@ -26,6 +26,7 @@ export const gatewayAuth =
     const ctx = req.trellis;
     const appId = (req.params as { app?: unknown }).app;
     if (typeof appId === "string" && APP_ID.test(appId)) ctx.appId = appId;
+    if (tokenInQuery(req.url)) throw new TrellisError("token_in_query");
     const raw = bearer(req.headers.authorization);
     if (!raw) throw new TrellisError("auth_required");
     const result = await tokens.verify(raw, typeof appId === "string" ? appId : "");

@@ -39,6 +39,18 @@ export const auditContext = (c: RequestContext): AuditContext => ({
   tokenId: c.tokenId,
 });
 
+// Query parameters under which clients commonly (and wrongly) send tokens: URLs end up in
+// logs, proxies and browser history, so such a request is refused before anything else.
+const TOKEN_PARAMS = ["access_token", "token", "jwt", "api_key", "apikey", "bearer"];
+
+/** True when the URL carries something that looks like a credential in its query string. */
+export function tokenInQuery(url: string): boolean {
+  const q = url.indexOf("?");
+  if (q < 0) return false;
+  const params = new URLSearchParams(url.slice(q + 1));
+  return TOKEN_PARAMS.some((name) => params.has(name));
+}
+
 /** The bearer token of an Authorization header, or undefined. */
 export function bearer(header: string | undefined): string | undefined {
   if (!header) return undefined;
