@@ -144,6 +144,20 @@ export const AuditPage = z.object({
 });
 export type AuditPage = z.infer<typeof AuditPage>;
 
+/** RFC 7517 JWK set of the Ed25519 keys that verify app tokens (public members only). */
+export const Jwks = z.object({
+  keys: z.array(
+    z.object({
+      kty: z.string(),
+      crv: z.string(),
+      x: z.string(),
+      kid: z.string(),
+      alg: z.string(),
+      use: z.string(),
+    }),
+  ),
+});
+
 export const Health = z.object({
   status: z.literal("ok"),
   datastore: z.enum(["pglite", "postgres"]),

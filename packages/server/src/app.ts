@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { Health } from "@trellis/contracts";
+import { Health, Jwks } from "@trellis/contracts";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Config } from "./config/config";
@@ -119,6 +119,17 @@ export async function buildApp({
     status: "ok" as const,
     datastore: db.kind,
   }));
+
+  // Public, like /healthz: the keys that verify app tokens, for anyone who checks a token
+  // offline. Not audited (no caller data, no app); cached in memory and by clients.
+  app.get(
+    "/.well-known/jwks.json",
+    { schema: { response: { 200: Jwks } } },
+    async (_req, reply) => {
+      reply.header("cache-control", "public, max-age=300");
+      return keys.jwks();
+    },
+  );
 
   await app.register(
     async (admin) => {

@@ -396,3 +396,35 @@ describe.each(DATASTORES)("generated admin token on %s", (kind) => {
     }
   });
 });
+
+describe.each(DATASTORES)("JWKS on %s", (kind) => {
+  it("publishes the public verification keys only, and a token verifies against them offline", async () => {
+    const { createLocalJWKSet, jwtVerify } = await import("jose");
+    const t = await startTestApp(kind);
+    try {
+      const appId = await createApp(t);
+      const res = await t.call({ method: "GET", url: "/.well-known/jwks.json", token: null });
+      expect(res.status).toBe(200);
+      expect(res.headers["cache-control"]).toBe("public, max-age=300");
+      expect(res.body.keys.length).toBeGreaterThanOrEqual(1);
+      for (const k of res.body.keys) {
+        expect(Object.keys(k).sort()).toEqual(["alg", "crv", "kid", "kty", "use", "x"]);
+        expect(k).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
+      }
+      const token = (
+        await t.call({
+          method: "POST",
+          url: `/admin/v1/apps/${appId}/tokens`,
+          body: { subject: "s", scopes: ["read"] },
+        })
+      ).body.token as string;
+      const { payload } = await jwtVerify(token, createLocalJWKSet(res.body), {
+        issuer: "trellis",
+        audience: appId,
+      });
+      expect(payload.sub).toBe("s");
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -33,11 +33,16 @@ interface KeyRow {
   created_at: Date;
 }
 
+/** The public members of an Ed25519 verification key, as published. */
+export type PublicJwk = Record<"kty" | "crv" | "x" | "kid" | "alg" | "use", string>;
+
 export interface SigningKeys {
   /** The key that signs new tokens (the newest active one). */
   current(): { kid: string; key: CryptoKey };
   /** Public key for a kid; reloads from the database (at most once a second) on a miss. */
   publicKey(kid: string): Promise<CryptoKey | undefined>;
+  /** The public JWK set of the keys that still verify (cached for a minute: it is public). */
+  jwks(): Promise<{ keys: PublicJwk[] }>;
 }
 
 /**
@@ -92,8 +97,22 @@ export async function loadSigningKeys(
   }
   const current = { kid: newest.kid, key: (await importJWK(privateJwk, "EdDSA")) as CryptoKey };
   let lastReload = 0;
+  // Only the public members, whatever the stored JWK holds.
+  // (We store all six members for every key; see the INSERT above.)
+  const publicOnly = ({ kty, crv, x, kid, alg, use }: JWK) =>
+    ({ kty, crv, x, kid, alg, use }) as PublicJwk;
+  let jwksCache = { at: Date.now(), keys: rows.map((r) => publicOnly(r.public_jwk)) };
   return {
     current: () => current,
+    async jwks() {
+      if (Date.now() - jwksCache.at > 60_000) {
+        jwksCache = {
+          at: Date.now(),
+          keys: (await select()).rows.map((r) => publicOnly(r.public_jwk)),
+        };
+      }
+      return { keys: jwksCache.keys };
+    },
     async publicKey(kid) {
       const hit = publics.get(kid);
       if (hit || Date.now() - lastReload < 1000) return hit;
