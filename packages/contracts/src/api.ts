@@ -144,6 +144,8 @@ export const AuditPage = z.object({
 });
 export type AuditPage = z.infer<typeof AuditPage>;
 
+export const RotatedKey = z.object({ kid: z.string(), created_at: z.string() });
+
 /** RFC 7517 JWK set of the Ed25519 keys that verify app tokens (public members only). */
 export const Jwks = z.object({
   keys: z.array(

@@ -12,6 +12,7 @@ export const AUDIT_ACTIONS = [
   "token.list",
   "token.revoke",
   "token.revoke_all",
+  "key.rotate",
   "audit.list",
   "submission.create",
   "submission.list",

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { Health, Jwks } from "@trellis/contracts";
+import { Health, Jwks, RotatedKey } from "@trellis/contracts";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Config } from "./config/config";
@@ -8,6 +8,7 @@ import { migrate } from "./db/migrate";
 import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { adminAuth } from "./http/admin-auth";
+import { auditContext } from "./http/context";
 import { installErrorHandling } from "./http/errors";
 import { serializerCompiler } from "./http/serializer";
 import { type Clock, systemClock } from "./lib/clock";
@@ -56,7 +57,13 @@ export async function buildApp({
 
   const audit = auditService({ db, clock });
   const creds = await loadAdminCredentials(db, clock, config.adminToken, announceAdminToken);
-  const keys = await loadSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), clock);
+  const keys = await loadSigningKeys({
+    db,
+    masterKey: resolveMasterKey(config.masterKey, config.dataDir),
+    clock,
+    audit,
+    maxTtl: config.tokenMaxTtl,
+  });
   const apps = appsService({ db, catalog, clock, audit });
   const revocations = revocationsService({ db, clock, audit });
   await revocations.start();
@@ -112,6 +119,7 @@ export async function buildApp({
   // In-flight requests finish first (Fastify waits for them), then queued audit events are written.
   app.addHook("onClose", async () => {
     await revocations.stop();
+    await keys.stop();
     await audit.drain();
   });
 
@@ -134,6 +142,18 @@ export async function buildApp({
   await app.register(
     async (admin) => {
       admin.addHook("onRequest", adminAuth(creds));
+      admin.post(
+        "/keys/rotate",
+        {
+          schema: { response: { 201: RotatedKey } },
+          config: { action: "key.rotate", resourceType: "signing_key" },
+        },
+        async (req, reply) => {
+          const rotated = await keys.rotate(auditContext(req.trellis));
+          req.trellis.audited = true;
+          return reply.code(201).send(rotated);
+        },
+      );
       await admin.register(catalogRoutes, { catalog, audit });
       await admin.register(appsRoutes, { apps, audit });
       await admin.register(tokensRoutes, { apps, tokens, revocations, audit });
