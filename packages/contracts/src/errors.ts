@@ -28,6 +28,11 @@ export const ERRORS = {
   token_not_yet_valid: { status: 401, message: "The token is not valid yet." },
   token_wrong_app: { status: 403, message: "The token belongs to another app." },
   token_revoked: { status: 401, message: "The token has been revoked." },
+  token_untrusted_header: {
+    status: 401,
+    message:
+      "The token names its own key (jwk, jku, x5u or x5c); Trellis trusts only its own keys.",
+  },
   token_in_query: {
     status: 401,
     message:

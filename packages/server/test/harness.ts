@@ -191,3 +191,27 @@ export async function auditFor(db: Db, requestId: string) {
   );
   return rows;
 }
+
+/**
+ * Signs a token with the server's current private key (unsealed with the test's master key):
+ * for tests that must show a refusal is not about the signature.
+ */
+export async function signAsServer(
+  t: TestApp,
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+): Promise<string> {
+  const { CompactSign, importJWK } = await import("jose");
+  const { open } = await import("../src/lib/secrets");
+  const { rows } = await t.db.query<{ kid: string; private_jwk_sealed: string }>(
+    "SELECT kid, private_jwk_sealed FROM trellis.signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1",
+  );
+  const row = rows[0] as { kid: string; private_jwk_sealed: string };
+  const key = await importJWK(
+    JSON.parse(open(t.config.masterKey as Buffer, row.private_jwk_sealed, row.kid)),
+    "EdDSA",
+  );
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: "EdDSA", kid: row.kid, typ: "JWT", ...header })
+    .sign(key);
+}

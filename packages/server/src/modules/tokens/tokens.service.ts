@@ -36,6 +36,8 @@ interface Deps {
 }
 
 const CACHE_MAX = 10_000;
+const UNTRUSTED_HEADERS = ["jwk", "jku", "x5u", "x5c"];
+class UntrustedHeader extends Error {}
 
 export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: Deps) => {
   /**
@@ -118,7 +120,9 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: De
       const { payload } = await jwtVerify(
         raw,
         async (header) => {
-          // Only our own keys, by kid: an embedded jwk/jku/x5u header is never followed.
+          // Only our own keys, by kid. A token that brings or points to a key of its own is
+          // refused outright, even when our key signed it: nothing we issue carries these.
+          if (UNTRUSTED_HEADERS.some((h) => h in header)) throw new UntrustedHeader();
           const key = header.kid ? await keys.publicKey(header.kid) : undefined;
           if (!key) throw new errors.JWKSNoMatchingKey();
           return key;
@@ -157,6 +161,7 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtl }: De
         },
       };
     } catch (err) {
+      if (err instanceof UntrustedHeader) return { ok: false, code: "token_untrusted_header" };
       if (err instanceof errors.JWTExpired) return { ok: false, code: "token_expired" };
       if (err instanceof errors.JWTClaimValidationFailed && err.claim === "nbf")
         return { ok: false, code: "token_not_yet_valid" };
