@@ -28,6 +28,10 @@ export const ERRORS = {
   token_not_yet_valid: { status: 401, message: "The token is not valid yet." },
   token_wrong_app: { status: 403, message: "The token belongs to another app." },
   token_revoked: { status: 401, message: "The token has been revoked." },
+  token_scope_unknown: {
+    status: 401,
+    message: "The token carries a scope its app's template does not define.",
+  },
   token_untrusted_header: {
     status: 401,
     message:

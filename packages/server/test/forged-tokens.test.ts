@@ -95,6 +95,12 @@ describe.each(DATASTORES)("correctly signed but unacceptable tokens on %s", (kin
       401,
       "token_invalid",
     ],
+    [
+      "a scope the template does not define",
+      () => [{}, { ...good(), scope: "read admin:everything" }],
+      401,
+      "token_scope_unknown",
+    ],
   ];
 
   it.each(cases)("%s → %i %s", async (_name, make, status, code) => {

@@ -42,6 +42,10 @@ export const gatewayAuth =
     const governed = await apps.governedApp(result.claims.appId);
     if (!governed) throw new TrellisError("app_not_found");
     if (governed.app.status !== "active") throw new TrellisError("forbidden");
+    // We never issue such a token; one that arrives was not made by this server's rules.
+    for (const s of result.claims.scopes) {
+      if (!governed.template.scopes.has(s)) throw new TrellisError("token_scope_unknown");
+    }
     const need = req.routeOptions.config.anyScope;
     if (need && !need.some((s) => result.claims.scopes.has(s)))
       throw new TrellisError("scope_missing");
