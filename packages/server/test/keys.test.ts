@@ -117,3 +117,41 @@ crossServer("key rotation across servers sharing one PostgreSQL", () => {
     }
   });
 });
+
+describe.each(DATASTORES)("signing keys without notifications on %s", (kind) => {
+  it("a server that missed the rotation NOTIFY switches to the new key at its next reload", async () => {
+    const { loadSigningKeys } = await import("../src/modules/tokens/keys");
+    const t = await startTestApp(kind);
+    try {
+      const base = {
+        masterKey: t.config.masterKey as Buffer,
+        clock: t.clock,
+        audit: { record: async () => {} },
+        maxTtl: t.config.tokenMaxTtl,
+      };
+      const deaf = { ...t.db, listen: async () => async () => {} }; // hears no NOTIFY
+      const a = await loadSigningKeys({ ...base, db: t.db });
+      const b = await loadSigningKeys({ ...base, db: deaf, reloadMs: 100 });
+      try {
+        const ctx = {
+          requestId: "req_k",
+          actorId: "admin:test",
+          actorRole: "admin" as const,
+          appId: null,
+          tokenId: null,
+        };
+        const { kid } = await a.rotate(ctx);
+        expect(b.current().kid).not.toBe(kid);
+        const started = Date.now();
+        while (b.current().kid !== kid && Date.now() - started < 3000)
+          await new Promise((r) => setTimeout(r, 50));
+        expect(b.current().kid).toBe(kid);
+      } finally {
+        await a.stop();
+        await b.stop();
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});

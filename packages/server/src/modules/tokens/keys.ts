@@ -57,6 +57,11 @@ interface Deps {
   audit: Pick<AuditService, "record">;
   /** Longest token lifetime: a replaced key keeps verifying this long (plus skew), then retires. */
   maxTtl: number;
+  /**
+   * Safety net behind NOTIFY: how often keys are re-read, so a server that missed a rotation
+   * stops signing with a replaced key long before that key retires.
+   */
+  reloadMs?: number;
 }
 
 const CHANNEL = "trellis_keys";
@@ -74,6 +79,7 @@ export async function loadSigningKeys({
   clock,
   audit,
   maxTtl,
+  reloadMs = 60_000,
 }: Deps): Promise<SigningKeys> {
   const select = () =>
     db.query<KeyRow>(
@@ -146,6 +152,8 @@ export async function loadSigningKeys({
 
   await reload();
   const stopListening = await db.listen(CHANNEL, () => void reload().catch(() => {}));
+  const timer = setInterval(() => void reload().catch(() => {}), reloadMs);
+  timer.unref();
   let lastReload = 0;
   return {
     current: () => current,
@@ -174,6 +182,9 @@ export async function loadSigningKeys({
       await reload();
       return { kid: added.kid, created_at: added.created.toISOString() };
     },
-    stop: stopListening,
+    async stop() {
+      clearInterval(timer);
+      await stopListening();
+    },
   };
 }
