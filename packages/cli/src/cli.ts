@@ -18,6 +18,14 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
             Show one app as JSON
   tokens create APP_ID --subject SUBJECT --scope SCOPE [--scope SCOPE…] [--ttl SECONDS]
             Issue an app token; prints {token, token_id, expires_at, …} (shown only once)
+  tokens list APP_ID [--json]
+            The app's tokens and their status (never the tokens themselves)
+  tokens revoke APP_ID TOKEN_ID
+            Revoke one token, on every server at once
+  tokens revoke-all APP_ID
+            Revoke every token of the app issued up to now (incident response)
+  keys rotate
+            A new signing key signs from now on; prints {kid, created_at}
   audit [--app APP_ID] [--actor ACTOR] [--action ACTION] [--outcome allowed|denied|error]
         [--limit N] [--cursor C] [--json]
             Audit events, newest first, as a table (or the page as JSON)

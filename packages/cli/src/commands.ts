@@ -17,6 +17,7 @@ export const CLIENT_COMMANDS = [
   "templates",
   "apps",
   "tokens",
+  "keys",
   "submit",
   "submissions",
   "audit",
@@ -183,9 +184,35 @@ async function apps(args: string[], env: Env): Promise<void> {
 async function tokens(args: string[], env: Env): Promise<void> {
   const [sub, ...rest] = args;
   if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub === "list") {
+    const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["APP_ID"]);
+    const page = await admin(env).tokens.list(positionals[0] ?? "");
+    if (values.json) return printJson(page);
+    process.stdout.write(
+      table(
+        ["TOKEN_ID", "STATUS", "SUBJECT", "SCOPES", "EXPIRES_AT"],
+        page.items.map((i) => [i.token_id, i.status, i.subject, i.scopes.join(" "), i.expires_at]),
+      ),
+    );
+    return;
+  }
+  if (sub === "revoke") {
+    const { positionals } = parse(rest, {}, ["APP_ID", "TOKEN_ID"]);
+    await admin(env).tokens.revoke(positionals[0] ?? "", positionals[1] ?? "");
+    process.stdout.write(`revoked ${positionals[1]}\n`);
+    return;
+  }
+  if (sub === "revoke-all") {
+    const { positionals } = parse(rest, {}, ["APP_ID"]);
+    await admin(env).tokens.revokeAll(positionals[0] ?? "");
+    process.stdout.write(`revoked every token of ${positionals[0]} issued up to now\n`);
+    return;
+  }
   if (sub !== "create")
     throw new UsageError(
-      sub ? `unknown tokens command "${sub}"` : "tokens needs a command: create",
+      sub
+        ? `unknown tokens command "${sub}"`
+        : "tokens needs a command: create, list, revoke or revoke-all",
     );
   const { values, positionals } = parse(
     rest,
@@ -202,6 +229,15 @@ async function tokens(args: string[], env: Env): Promise<void> {
     ttl_seconds: integer(values.ttl, "--ttl", 1, 86_400 * 365),
   });
   printJson(issued);
+}
+
+async function keys(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub !== "rotate")
+    throw new UsageError(sub ? `unknown keys command "${sub}"` : "keys needs a command: rotate");
+  parse(rest, {}, []);
+  printJson(await admin(env).keys.rotate());
 }
 
 async function submit(args: string[], env: Env): Promise<void> {
@@ -283,6 +319,7 @@ export function runClientCommand(command: ClientCommand, args: string[], env: En
     templates,
     apps,
     tokens,
+    keys,
     submit,
     submissions,
     audit,

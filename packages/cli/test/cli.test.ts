@@ -360,3 +360,58 @@ describe("trellis CLI against a real server", () => {
     ]);
   });
 });
+
+describe("trellis CLI: token lifecycle and keys", () => {
+  it("lists, revokes one, revokes all, and rotates the key", async () => {
+    const created = await cli([
+      "apps",
+      "create",
+      "--name",
+      "Lifecycle",
+      "--template",
+      "form-intake",
+      "--owner",
+      "o@example.org",
+      "--schema",
+      '{"type":"object"}',
+    ]);
+    const appId = JSON.parse(created.stdout).id as string;
+    const issue = async (subject: string) =>
+      JSON.parse(
+        (await cli(["tokens", "create", appId, "--subject", subject, "--scope", "read"])).stdout,
+      ) as {
+        token_id: string;
+      };
+    const one = await issue("one");
+    const two = await issue("two");
+
+    const listed = await cli(["tokens", "list", appId]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`${one.token_id}\\s+active\\s+one\\s+read`));
+
+    const revoked = await cli(["tokens", "revoke", appId, one.token_id]);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toBe(`revoked ${one.token_id}\n`);
+    const afterOne = JSON.parse((await cli(["tokens", "list", appId, "--json"])).stdout) as {
+      items: { token_id: string; status: string }[];
+    };
+    expect(afterOne.items.find((i) => i.token_id === one.token_id)?.status).toBe("revoked");
+    expect(afterOne.items.find((i) => i.token_id === two.token_id)?.status).toBe("active");
+
+    expect((await cli(["tokens", "revoke-all", appId])).code).toBe(0);
+    const afterAll = JSON.parse((await cli(["tokens", "list", appId, "--json"])).stdout) as {
+      items: { status: string }[];
+    };
+    expect(afterAll.items.map((i) => i.status)).toEqual(["revoked", "revoked"]);
+
+    const rotated = await cli(["keys", "rotate"]);
+    expect(rotated.code).toBe(0);
+    expect(JSON.parse(rotated.stdout).kid).toMatch(/^key_/);
+
+    const missing = await cli(["tokens", "revoke", appId]);
+    expect(missing.code).toBe(2);
+    const unknown = await cli(["keys", "spin"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown keys command "spin"');
+  });
+});

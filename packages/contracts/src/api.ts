@@ -94,6 +94,7 @@ export const TokenInfo = z.object({
 });
 export type TokenInfo = z.infer<typeof TokenInfo>;
 export const TokenList = z.object({ items: z.array(TokenInfo) });
+export type TokenList = z.infer<typeof TokenList>;
 
 // ── form-intake submissions (gateway) ───────────────────────────────────────────────────
 export const SubmissionParams = z.object({ app: AppId, id: z.uuid() });
@@ -145,6 +146,7 @@ export const AuditPage = z.object({
 export type AuditPage = z.infer<typeof AuditPage>;
 
 export const RotatedKey = z.object({ kid: z.string(), created_at: z.string() });
+export type RotatedKey = z.infer<typeof RotatedKey>;
 
 /** RFC 7517 JWK set of the Ed25519 keys that verify app tokens (public members only). */
 export const Jwks = z.object({

@@ -4,9 +4,11 @@ import {
   type AuditQuery,
   type CreateAppRequest,
   type CreateTokenRequest,
+  RotatedKey,
   TemplateList,
   type TemplateSummary,
   TokenIssued,
+  TokenList,
 } from "@trellis/contracts";
 import { type ConnectionOptions, connection, segment, send } from "./http";
 
@@ -50,6 +52,28 @@ export interface AdminClient {
      * const { token } = await admin.tokens.create(app.id, { subject: "kiosk-1", scopes: ["create"], ttl_seconds: 600 });
      */
     create(appId: string, req: CreateTokenRequest): Promise<TokenIssued>;
+    /**
+     * The app's tokens with their status, never the tokens themselves.
+     * @example (await admin.tokens.list(appId)).items.filter((t) => t.status === "active")
+     */
+    list(appId: string): Promise<TokenList>;
+    /**
+     * Revokes one token; effective on the next request on every server. Idempotent.
+     * @example await admin.tokens.revoke(appId, "tok_01…")
+     */
+    revoke(appId: string, tokenId: string): Promise<void>;
+    /**
+     * Revokes every token of the app issued up to now (incident response).
+     * @example await admin.tokens.revokeAll(appId)
+     */
+    revokeAll(appId: string): Promise<void>;
+  };
+  keys: {
+    /**
+     * A new signing key signs from now on; older tokens keep verifying until they expire.
+     * @example const { kid } = await admin.keys.rotate()
+     */
+    rotate(): Promise<RotatedKey>;
   };
   audit: {
     /**
@@ -89,6 +113,26 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
           body: req,
           parse: TokenIssued,
         }),
+      list: async (appId) =>
+        send(conn, {
+          method: "GET",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/tokens`,
+          parse: TokenList,
+        }),
+      revoke: async (appId, tokenId) =>
+        send<void>(conn, {
+          method: "DELETE",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/tokens/${segment(tokenId, "token id")}`,
+        }),
+      revokeAll: async (appId) =>
+        send<void>(conn, {
+          method: "DELETE",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/tokens`,
+        }),
+    },
+    keys: {
+      rotate: () =>
+        send(conn, { method: "POST", path: "/admin/v1/keys/rotate", parse: RotatedKey }),
     },
     audit: {
       list: (query = {}) =>

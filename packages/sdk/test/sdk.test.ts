@@ -326,3 +326,37 @@ describe("sdk against answers that are not Trellis bodies", () => {
     expect(err.message).toMatch(/repeated/);
   });
 });
+
+describe("sdk: token lifecycle and key rotation", () => {
+  it("lists, revokes one, revokes all, and rotates the signing key", async () => {
+    const admin = createAdminClient({ baseUrl, token: ADMIN_TOKEN });
+    const app = await admin.apps.create({
+      name: "Lifecycle",
+      template: "form-intake",
+      owners: ["o@example.org"],
+      payload_schema: SCHEMA,
+    });
+    const one = await admin.tokens.create(app.id, { subject: "one", scopes: ["read"] });
+    const two = await admin.tokens.create(app.id, { subject: "two", scopes: ["read"] });
+    const listed = await admin.tokens.list(app.id);
+    expect(listed.items.map((i) => i.token_id).sort()).toEqual([one.token_id, two.token_id].sort());
+    expect(listed.items.every((i) => i.status === "active")).toBe(true);
+
+    await admin.tokens.revoke(app.id, one.token_id);
+    const asOne = createAppClient({ baseUrl, appId: app.id, token: one.token });
+    expect((await apiError(asOne.submissions.list())).code).toBe("token_revoked");
+    const asTwo = createAppClient({ baseUrl, appId: app.id, token: two.token });
+    expect((await asTwo.submissions.list()).items).toEqual([]);
+
+    await admin.tokens.revokeAll(app.id);
+    expect((await apiError(asTwo.submissions.list())).code).toBe("token_revoked");
+    const statuses = (await admin.tokens.list(app.id)).items.map((i) => i.status);
+    expect(statuses).toEqual(["revoked", "revoked"]);
+
+    const { kid } = await admin.keys.rotate();
+    expect(kid).toMatch(/^key_/);
+    expect(
+      (await apiError(admin.tokens.revoke(app.id, "tok_00000000000000000000000000"))).code,
+    ).toBe("not_found");
+  });
+});
