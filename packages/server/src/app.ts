@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { Health, Jwks, RotatedKey } from "@trellis/contracts";
+import { Health } from "@trellis/contracts";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Config } from "./config/config";
@@ -8,7 +8,6 @@ import { migrate } from "./db/migrate";
 import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { adminAuth } from "./http/admin-auth";
-import { auditContext } from "./http/context";
 import { installErrorHandling } from "./http/errors";
 import { serializerCompiler } from "./http/serializer";
 import { type Clock, systemClock } from "./lib/clock";
@@ -21,6 +20,7 @@ import { auditService } from "./modules/audit/audit.service";
 import { loadCatalog } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
 import { loadSigningKeys, resolveMasterKey } from "./modules/tokens/keys";
+import { jwksRoutes, keysAdminRoutes } from "./modules/tokens/keys.routes";
 import { revocationsService } from "./modules/tokens/revocations";
 import { tokensRoutes } from "./modules/tokens/tokens.routes";
 import { tokensService } from "./modules/tokens/tokens.service";
@@ -128,32 +128,12 @@ export async function buildApp({
     datastore: db.kind,
   }));
 
-  // Public, like /healthz: the keys that verify app tokens, for anyone who checks a token
-  // offline. Not audited (no caller data, no app); cached in memory and by clients.
-  app.get(
-    "/.well-known/jwks.json",
-    { schema: { response: { 200: Jwks } } },
-    async (_req, reply) => {
-      reply.header("cache-control", "public, max-age=300");
-      return keys.jwks();
-    },
-  );
+  await app.register(jwksRoutes, { keys });
 
   await app.register(
     async (admin) => {
       admin.addHook("onRequest", adminAuth(creds));
-      admin.post(
-        "/keys/rotate",
-        {
-          schema: { response: { 201: RotatedKey } },
-          config: { action: "key.rotate", resourceType: "signing_key" },
-        },
-        async (req, reply) => {
-          const rotated = await keys.rotate(auditContext(req.trellis));
-          req.trellis.audited = true;
-          return reply.code(201).send(rotated);
-        },
-      );
+      await admin.register(keysAdminRoutes, { keys });
       await admin.register(catalogRoutes, { catalog, audit });
       await admin.register(appsRoutes, { apps, audit });
       await admin.register(tokensRoutes, { apps, tokens, revocations, audit });

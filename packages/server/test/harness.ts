@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, InjectOptions } from "fastify";
 import pg from "pg";
+import { describe } from "vitest";
 import { buildApp } from "../src/app";
 import { parseConfig } from "../src/config/config";
 import type { DatastoreKind, Db } from "../src/db/db";
@@ -215,3 +216,34 @@ export async function signAsServer(
     .setProtectedHeader({ alg: "EdDSA", kid: row.kid, typ: "JWT", ...header })
     .sign(key);
 }
+
+/**
+ * `describe` where PostgreSQL is configured, nothing elsewhere (as the datastore matrix does):
+ * for tests of several servers sharing one database; PGlite is one process by design.
+ */
+export const describeOnPostgres: (name: string, fn: () => void) => void = DATASTORES.includes(
+  "postgres",
+)
+  ? describe
+  : () => {};
+
+/** A second server on the same PostgreSQL database as `t`, with its own connections. */
+export async function startSecondServer(
+  t: TestApp,
+): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+  const db = await openPostgres(t.url as string, 2);
+  const app = await buildApp({ config: t.config, db, clock: t.clock });
+  return {
+    app,
+    async close() {
+      await app.close();
+      await db.close();
+    },
+  };
+}
+
+/** The decoded header or payload of a JWT (tests only: no verification). */
+export const jwtPart = (token: string, part: "header" | "payload"): Record<string, unknown> =>
+  JSON.parse(
+    Buffer.from(token.split(".")[part === "header" ? 0 : 1] as string, "base64url").toString(),
+  );

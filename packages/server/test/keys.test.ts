@@ -1,10 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../src/app";
-import { openPostgres } from "../src/db/postgres";
-import { auditFor, createApp, DATASTORES, issueToken, startTestApp, type TestApp } from "./harness";
+import {
+  auditFor,
+  createApp,
+  DATASTORES,
+  describeOnPostgres,
+  issueToken,
+  jwtPart,
+  startSecondServer,
+  startTestApp,
+  type TestApp,
+} from "./harness";
 
-const kidOf = (token: string) =>
-  JSON.parse(Buffer.from(token.split(".")[0] as string, "base64url").toString()).kid as string;
+const kidOf = (token: string) => jwtPart(token, "header").kid as string;
 
 describe.each(DATASTORES)("signing key rotation on %s", (kind) => {
   let t: TestApp;
@@ -77,13 +84,11 @@ describe.each(DATASTORES)("signing key rotation on %s", (kind) => {
   });
 });
 
-// Registered only where PostgreSQL is configured: PGlite is one process by design.
-const crossServer = DATASTORES.includes("postgres") ? describe : () => {};
-crossServer("key rotation across servers sharing one PostgreSQL", () => {
+describeOnPostgres("key rotation across servers sharing one PostgreSQL", () => {
   it("the other server signs with the new key within one second (LISTEN/NOTIFY)", async () => {
     const a = await startTestApp("postgres");
-    const dbB = await openPostgres(a.url as string, 2);
-    const b = await buildApp({ config: a.config, db: dbB, clock: a.clock });
+    const second = await startSecondServer(a);
+    const b = second.app;
     try {
       const appId = await createApp(a);
       const rotated = (await a.call({ method: "POST", url: "/admin/v1/keys/rotate" })).body
@@ -111,8 +116,7 @@ crossServer("key rotation across servers sharing one PostgreSQL", () => {
       }
       expect(kid).toBe(rotated);
     } finally {
-      await b.close();
-      await dbB.close();
+      await second.close();
       await a.close();
     }
   });

@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../src/app";
-import { openPostgres } from "../src/db/postgres";
-import { auditFor, createApp, DATASTORES, issueToken, startTestApp, type TestApp } from "./harness";
+import {
+  auditFor,
+  createApp,
+  DATASTORES,
+  describeOnPostgres,
+  issueToken,
+  jwtPart,
+  startSecondServer,
+  startTestApp,
+  type TestApp,
+} from "./harness";
 
 describe.each(DATASTORES)("token revocation on %s", (kind) => {
   let t: TestApp;
@@ -9,8 +17,7 @@ describe.each(DATASTORES)("token revocation on %s", (kind) => {
   let appB: string;
   const list = (app: string, token: string) =>
     t.call({ method: "GET", url: `/api/v1/apps/${app}/submissions`, token });
-  const tokenId = (token: string) =>
-    JSON.parse(Buffer.from(token.split(".")[1] as string, "base64url").toString()).jti as string;
+  const tokenId = (token: string) => jwtPart(token, "payload").jti as string;
 
   beforeAll(async () => {
     t = await startTestApp(kind);
@@ -119,20 +126,15 @@ describe.each(DATASTORES)("token revocation on %s", (kind) => {
   });
 });
 
-// Registered only where PostgreSQL is configured (as the datastore matrix does): PGlite is one
-// process by design, so there is no second server to reach.
-const crossServer = DATASTORES.includes("postgres") ? describe : () => {};
-crossServer("revocation across servers sharing one PostgreSQL", () => {
+describeOnPostgres("revocation across servers sharing one PostgreSQL", () => {
   it("reaches the other server within one second (LISTEN/NOTIFY)", async () => {
     const a = await startTestApp("postgres");
-    const dbB = await openPostgres(a.url as string, 2);
-    const b = await buildApp({ config: a.config, db: dbB, clock: a.clock });
+    const second = await startSecondServer(a);
+    const b = second.app;
     try {
       const appId = await createApp(a);
       const token = await issueToken(a, appId, "roamer", ["read"]);
-      const jti = JSON.parse(
-        Buffer.from(token.split(".")[1] as string, "base64url").toString(),
-      ).jti;
+      const jti = jwtPart(token, "payload").jti;
       const onB = () =>
         b.inject({
           method: "GET",
@@ -154,8 +156,7 @@ crossServer("revocation across servers sharing one PostgreSQL", () => {
       expect(Date.now() - started).toBeLessThan(1000);
       expect(JSON.parse((await onB()).body).error.code).toBe("token_revoked");
     } finally {
-      await b.close();
-      await dbB.close();
+      await second.close();
       await a.close();
     }
   });
