@@ -35,6 +35,10 @@ export const TemplateSummary = z.object({
 export type TemplateSummary = z.infer<typeof TemplateSummary>;
 export const TemplateList = z.object({ items: z.array(TemplateSummary) });
 
+export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
+export const Environment = z.enum(ENVIRONMENTS);
+export type Environment = z.infer<typeof Environment>;
+
 // ── apps ─────────────────────────────────────────────────────────────────────────────────
 export const AppId = z.string().regex(idPattern("app"), "must be an app id (app_…)");
 export const AppParams = z.object({ app: AppId });
@@ -46,6 +50,10 @@ export const CreateAppRequest = z.strictObject({
   /** The creator's fields, as a JSON Schema in Trellis's safe subset (see the README). */
   payload_schema: z.record(z.string(), z.unknown()),
   retention_days: z.number().int().min(1).max(3650).optional(),
+  /** dev (default), staging or prod: prod tokens live shorter; blocks can key on it. */
+  environment: Environment.optional(),
+  /** Policy block ids; default: the template's default set. */
+  policy_blocks: z.array(text(40)).min(1).max(20).optional(),
 });
 export type CreateAppRequest = z.infer<typeof CreateAppRequest>;
 
@@ -58,6 +66,8 @@ export const App = z.object({
   payload_schema: z.record(z.string(), z.unknown()),
   retention_days: z.number().int(),
   status: z.enum(["active", "paused", "retired"]),
+  environment: Environment,
+  policy_blocks: z.array(z.string()),
   created_at: z.string(),
 });
 export type App = z.infer<typeof App>;
@@ -68,6 +78,10 @@ export const CreateTokenRequest = z.strictObject({
   scopes: z.array(text(64)).min(1).max(16),
   /** Checked against the server's configured bounds (ttl_out_of_range); a week is the hard ceiling. */
   ttl_seconds: z.number().int().positive().max(604_800).optional(),
+  /** Row labels, e.g. {"team": "hr"}: the label-scoped block matches them against records. */
+  labels: z.record(z.string().max(64), z.string().max(64)).optional(),
+  /** Default: the app's environment. The longest lifetime depends on it. */
+  environment: Environment.optional(),
 });
 export type CreateTokenRequest = z.infer<typeof CreateTokenRequest>;
 
@@ -76,7 +90,10 @@ export const TokenIssued = z.object({
   token_id: z.string(),
   subject: z.string(),
   scopes: z.array(z.string()),
+  labels: z.record(z.string(), z.string()),
+  environment: Environment,
   expires_at: z.string(),
+  renewed_from: z.string().optional(),
 });
 export type TokenIssued = z.infer<typeof TokenIssued>;
 
@@ -87,6 +104,8 @@ export const TokenInfo = z.object({
   token_id: z.string(),
   subject: z.string(),
   scopes: z.array(z.string()),
+  labels: z.record(z.string(), z.string()),
+  environment: Environment,
   issued_at: z.string(),
   expires_at: z.string(),
   revoked_at: z.string().nullable(),
@@ -95,6 +114,146 @@ export const TokenInfo = z.object({
 export type TokenInfo = z.infer<typeof TokenInfo>;
 export const TokenList = z.object({ items: z.array(TokenInfo) });
 export type TokenList = z.infer<typeof TokenList>;
+
+/** Renewal: the same subject, labels and environment; by default the same scopes. */
+export const RenewTokenRequest = z.strictObject({
+  scopes: z.array(text(64)).min(1).max(16).optional(),
+  ttl_seconds: z.number().int().positive().max(604_800).optional(),
+});
+export type RenewTokenRequest = z.infer<typeof RenewTokenRequest>;
+
+/** 202: the renewal asked for more than policy allows and waits for approval. */
+export const ApprovalPending = z.object({
+  approval_request_id: z.string(),
+  status: z.literal("pending"),
+  reason: z.string(),
+});
+export type ApprovalPending = z.infer<typeof ApprovalPending>;
+
+export const ApprovalRequest = z.object({
+  id: z.string(),
+  app_id: z.string(),
+  kind: z.enum(["token_renewal", "custom_permit"]),
+  status: z.enum(["pending", "approved", "rejected"]),
+  reason: z.string(),
+  request: z.record(z.string(), z.unknown()),
+  created_at: z.string(),
+  created_by: z.string(),
+});
+export type ApprovalRequest = z.infer<typeof ApprovalRequest>;
+export const ApprovalRequestList = z.object({ items: z.array(ApprovalRequest) });
+
+// ── policy ───────────────────────────────────────────────────────────────────────────────
+export const PolicyBlock = z.object({
+  id: z.string(),
+  effect: z.enum(["permit", "forbid"]),
+  title: z.string(),
+  summary: z.string(),
+  cedar: z.record(z.string(), z.string()),
+  sql: z.string(),
+});
+export const PolicyBlockList = z.object({ items: z.array(PolicyBlock) });
+
+export const CustomPolicyView = z.object({
+  id: z.string(),
+  effect: z.enum(["permit", "forbid"]),
+  cedar: z.string(),
+  status: z.enum(["active", "pending_approval", "removed"]),
+  created_at: z.string(),
+  created_by: z.string(),
+});
+export type CustomPolicyView = z.infer<typeof CustomPolicyView>;
+
+export const AppPolicyView = z.object({
+  app_id: z.string(),
+  version: z.number().int(),
+  blocks: z.array(z.string()),
+  custom_policies: z.array(CustomPolicyView),
+  /** Every active policy of the set, by id, as Cedar evaluates it. */
+  cedar: z.record(z.string(), z.string()),
+  cedar_schema: z.string(),
+});
+export type AppPolicyView = z.infer<typeof AppPolicyView>;
+
+export const SetPolicyBlocksRequest = z.strictObject({
+  blocks: z.array(text(40)).min(1).max(20),
+});
+export const AddCustomPolicyRequest = z.strictObject({
+  /** `custom.<name>`: lowercase letters, digits and dashes. */
+  id: z.string().regex(/^custom\.[a-z0-9][a-z0-9-]{0,47}$/, "must look like custom.my-rule"),
+  cedar: z.string().min(1).max(10_000),
+});
+export const CustomPolicyParams = z.object({
+  app: AppId,
+  policy_id: z.string().regex(/^custom\.[a-z0-9][a-z0-9-]{0,47}$/),
+});
+export const AddCustomPolicyResult = z.object({
+  policy: CustomPolicyView,
+  approval_request_id: z.string().nullable(),
+});
+
+const Labels = z.record(z.string().max(64), z.string().max(64));
+export const ExplainPrincipal = z.strictObject({
+  sub: text(200),
+  scopes: z.array(text(64)).max(16).default([]),
+  labels: Labels.default({}),
+  roles: z.array(text(64)).max(16).default([]),
+  environment: Environment.optional(),
+});
+export const ExplainResource = z.strictObject({
+  owner: text(200),
+  labels: Labels.default({}),
+  reviewer: text(200).nullable().optional(),
+  state: z.string().max(40).default("live"),
+});
+export const ExplainRequest = z
+  .strictObject({
+    principal: ExplainPrincipal.optional(),
+    token: z.string().max(4096).optional(),
+    action: text(64),
+    resource: ExplainResource.optional(),
+    record_id: z.uuid().optional(),
+  })
+  .refine((r) => (r.principal ? 1 : 0) + (r.token ? 1 : 0) === 1, {
+    message: "give exactly one of principal or token",
+  })
+  .refine((r) => (r.resource ? 1 : 0) + (r.record_id ? 1 : 0) <= 1, {
+    message: "give at most one of resource or record_id",
+  });
+export type ExplainRequest = z.infer<typeof ExplainRequest>;
+
+export const ExplainResponse = z.object({
+  decision: z.enum(["allow", "deny"]),
+  /** The policies that determined the decision: satisfied permits, or the forbids that matched. */
+  determining_policies: z.array(
+    z.object({ id: z.string(), effect: z.string(), cedar: z.string() }),
+  ),
+  /** Why, in words. */
+  reasons: z.array(z.string()),
+  errors: z.array(z.string()),
+  /** The row filter list queries apply for this principal and action (PostgreSQL syntax). */
+  sql_filter: z.string(),
+  /** Custom policies Cedar checks per record at the gateway, on top of the row filter. */
+  gateway_checks: z.array(z.string()),
+  principal: z.record(z.string(), z.unknown()),
+  resource: z.record(z.string(), z.unknown()).nullable(),
+});
+export type ExplainResponse = z.infer<typeof ExplainResponse>;
+
+export const PolicyTestResult = z.object({
+  passed: z.number().int(),
+  failed: z.number().int(),
+  results: z.array(
+    z.object({
+      name: z.string(),
+      expected: z.enum(["allow", "deny"]),
+      actual: z.enum(["allow", "deny"]),
+      ok: z.boolean(),
+      policy_ids: z.array(z.string()),
+    }),
+  ),
+});
+export type PolicyTestResult = z.infer<typeof PolicyTestResult>;
 
 // ── form-intake submissions (gateway) ───────────────────────────────────────────────────
 export const SubmissionParams = z.object({ app: AppId, id: z.uuid() });
@@ -105,6 +264,8 @@ export const CreateSubmissionRequest = z.strictObject({
     .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "lowercase letters, digits, - and _, up to 64")
     .default("default"),
   payload: z.record(z.string(), z.unknown()),
+  /** The subject this submission is assigned to for review (the assigned-reviewer block). */
+  assigned_reviewer: text(200).optional(),
 });
 export type CreateSubmissionRequest = z.infer<typeof CreateSubmissionRequest>;
 
@@ -114,6 +275,8 @@ export const Submission = z.object({
   form_id: z.string(),
   submitter_id: z.string(),
   payload: z.record(z.string(), z.unknown()),
+  labels: z.record(z.string(), z.string()),
+  assigned_reviewer: z.string().nullable(),
   created_at: z.string(),
 });
 export type Submission = z.infer<typeof Submission>;

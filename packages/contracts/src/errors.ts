@@ -20,9 +20,34 @@ export const ERRORS = {
   route_not_found: { status: 404, message: "There is no such route." },
   auth_required: { status: 401, message: "A bearer token is required." },
   admin_token_invalid: { status: 401, message: "The admin token is not valid." },
+  // Bad tokens: each failure has its own code so a client (and the audit log) can tell them apart.
+  token_malformed: {
+    status: 401,
+    message: "The token is not a well-formed signed JWT.",
+  },
+  token_alg_none: { status: 401, message: "The token is unsigned (alg none)." },
+  token_alg_not_allowed: {
+    status: 401,
+    message: "The token is signed with an algorithm Trellis does not accept (only EdDSA).",
+  },
+  token_untrusted_header: {
+    status: 401,
+    message:
+      "The token names its own key (jwk, jku, x5u or x5c); Trellis trusts only its own keys.",
+  },
+  token_kid_unknown: {
+    status: 401,
+    message: "The token names a signing key this server does not have (or has retired).",
+  },
+  token_signature_invalid: { status: 401, message: "The token's signature does not verify." },
   token_invalid: {
     status: 401,
-    message: "The token is malformed, unsigned, or its signature does not verify.",
+    message: "The token's claims are not the ones Trellis issues (issuer, types or subject).",
+  },
+  token_exp_missing: { status: 401, message: "The token has no expiry; Trellis refuses those." },
+  token_ttl_exceeds_max: {
+    status: 401,
+    message: "The token's lifetime is longer than its environment allows.",
   },
   token_expired: { status: 401, message: "The token has expired." },
   token_not_yet_valid: { status: 401, message: "The token is not valid yet." },
@@ -32,18 +57,40 @@ export const ERRORS = {
     status: 401,
     message: "The token carries a scope its app's template does not define.",
   },
-  token_untrusted_header: {
-    status: 401,
-    message:
-      "The token names its own key (jwk, jku, x5u or x5c); Trellis trusts only its own keys.",
-  },
   token_in_query: {
     status: 401,
     message:
       "Send the token in the Authorization header, never in the URL: treat this one as leaked.",
   },
+  token_not_renewable: {
+    status: 409,
+    message: "This token cannot be renewed (it was revoked, or its app revoked all its tokens).",
+  },
+  app_paused: {
+    status: 403,
+    message: "The app is paused: its data cannot be reached until an admin resumes it.",
+  },
+  app_not_active: { status: 409, message: "The app is not in a state that allows this." },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
+  policy_denied: {
+    status: 403,
+    message: "The app's policies do not allow this action on this record.",
+  },
+  policy_invalid: {
+    status: 422,
+    message: "The policy does not parse or does not validate against the app's Cedar schema.",
+  },
+  policy_block_unknown: { status: 400, message: "There is no policy block with that id." },
+  policy_exists: { status: 409, message: "The app already has a policy with that id." },
+  policy_test_invalid: {
+    status: 400,
+    message: "The policy test suite is not valid YAML of the expected shape.",
+  },
+  labels_invalid: {
+    status: 400,
+    message: "Row labels must be up to 8 key/value pairs of letters, digits, - _ and .",
+  },
   scope_unknown: { status: 400, message: "A requested scope does not exist for this template." },
   ttl_out_of_range: { status: 400, message: "The requested token lifetime is out of range." },
   shutting_down: { status: 503, message: "The server is shutting down; retry shortly." },

@@ -9,6 +9,7 @@ export const ID_PREFIX = {
   request: "req",
   key: "key",
   admin: "adm",
+  approval: "apr",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

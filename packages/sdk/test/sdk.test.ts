@@ -61,6 +61,7 @@ describe("sdk against a real server", () => {
     const { items } = await admin().templates.list();
     expect(items.map((t) => t.id)).toEqual(["form-intake"]);
     expect(items[0]?.scopes.map((s) => s.name).sort()).toEqual([
+      "admin:read",
       "create",
       "delete",
       "read",

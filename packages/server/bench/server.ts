@@ -16,6 +16,7 @@ import { parseConfig } from "../src/config/config";
 import type { Db } from "../src/db/db";
 import { openPostgres } from "../src/db/postgres";
 import { newId } from "../src/lib/ids";
+import { setToLabels } from "../src/lib/labels";
 
 interface Row {
   id: string;
@@ -23,6 +24,8 @@ interface Row {
   form_id: string;
   submitter_id: string;
   payload: Record<string, unknown>;
+  labels: string[];
+  reviewer_id: string | null;
   created_at: Date;
 }
 
@@ -33,6 +36,8 @@ const toRecord = (r: Row) => ({
   form_id: r.form_id,
   submitter_id: r.submitter_id,
   payload: r.payload,
+  labels: setToLabels(r.labels),
+  assigned_reviewer: r.reviewer_id,
   created_at: r.created_at.toISOString(),
 });
 
@@ -76,6 +81,8 @@ function addBareRoutes(app: FastifyInstance, db: Db): void {
       form_id: body.form_id ?? "default",
       submitter_id: submitter,
       payload: body.payload,
+      labels: {},
+      assigned_reviewer: null,
       created_at: new Date().toISOString(),
     };
     await db.query(INSERT_SQL, [
@@ -102,6 +109,11 @@ function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
       app_id: appId,
       sub,
       scopes: "create read",
+      labels: "",
+      env: "dev",
+      app_env: "dev",
+      blocks: "owner-read owner-write app-read",
+      policy_ids: "owner-write.create",
       token_id: "tok_bench",
       event_id: newId("event"),
       request_id: requestId,
@@ -140,12 +152,15 @@ function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
       payload: body.payload,
       created_at: new Date().toISOString(),
     };
-    await db.query("SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb)", [
-      ctxOf(appId, submitter, req.id, record.created_at),
-      record.id,
-      record.form_id,
-      JSON.stringify(record.payload),
-    ]);
+    await db.query(
+      "SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb, NULL)",
+      [
+        ctxOf(appId, submitter, req.id, record.created_at),
+        record.id,
+        record.form_id,
+        JSON.stringify(record.payload),
+      ],
+    );
     return reply.code(201).send(record);
   });
 }

@@ -19,6 +19,9 @@ import { auditRoutes } from "./modules/audit/audit.routes";
 import { auditService } from "./modules/audit/audit.service";
 import { loadCatalog } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
+import { PolicyEngine } from "./modules/policy/engine";
+import { policyRoutes } from "./modules/policy/policy.routes";
+import { policyService } from "./modules/policy/policy.service";
 import { loadSigningKeys, resolveMasterKey } from "./modules/tokens/keys";
 import { jwksRoutes, keysAdminRoutes } from "./modules/tokens/keys.routes";
 import { revocationsService } from "./modules/tokens/revocations";
@@ -64,7 +67,10 @@ export async function buildApp({
     audit,
     maxTtl: config.tokenMaxTtl,
   });
-  const apps = appsService({ db, catalog, clock, audit });
+  const engine = new PolicyEngine();
+  for (const t of catalog.values()) engine.addTemplate(t.summary.id, t.actions);
+  const apps = appsService({ db, catalog, clock, audit, engine });
+  await apps.start();
   const revocations = revocationsService({ db, clock, audit });
   await revocations.start();
   const tokens = tokensService({
@@ -73,8 +79,9 @@ export async function buildApp({
     clock,
     audit,
     defaultTtl: config.tokenDefaultTtl,
-    maxTtl: config.tokenMaxTtl,
+    maxTtlByEnv: config.tokenMaxTtlByEnv,
   });
+  const policy = policyService({ db, clock, audit, apps, tokens, engine });
 
   const app = Fastify({
     logger: { level: config.logLevel },
@@ -119,6 +126,7 @@ export async function buildApp({
   // In-flight requests finish first (Fastify waits for them), then queued audit events are written.
   app.addHook("onClose", async () => {
     await revocations.stop();
+    await apps.stop();
     await keys.stop();
     await audit.drain();
   });
@@ -135,7 +143,12 @@ export async function buildApp({
       admin.addHook("onRequest", adminAuth(creds));
       await admin.register(keysAdminRoutes, { keys });
       await admin.register(catalogRoutes, { catalog, audit });
-      await admin.register(appsRoutes, { apps, audit });
+      await admin.register(appsRoutes, {
+        apps,
+        audit,
+        revokeAllTx: (tx, appId, now) => revocations.revokeAllTx(tx, appId, now),
+      });
+      await admin.register(policyRoutes, { policy, audit });
       await admin.register(tokensRoutes, { apps, tokens, revocations, audit });
       await admin.register(auditRoutes, { audit });
     },
@@ -144,7 +157,7 @@ export async function buildApp({
   await app.register(
     async (gateway) => {
       gateway.addHook("onRequest", gatewayAuth({ tokens, apps, revocations }));
-      await gateway.register(formIntakeRoutes, { db, clock, audit });
+      await gateway.register(formIntakeRoutes, { db, clock, audit, engine });
     },
     { prefix: "/api/v1" },
   );

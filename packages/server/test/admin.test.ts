@@ -28,6 +28,7 @@ describe.each(DATASTORES)("control plane on %s", (kind) => {
     const fi = res.body.items.find((x: { id: string }) => x.id === "form-intake");
     expect(fi).toMatchObject({ version: 1, retention_days_default: 730 });
     expect(fi.scopes.map((s: { name: string }) => s.name).sort()).toEqual([
+      "admin:read",
       "create",
       "delete",
       "read",

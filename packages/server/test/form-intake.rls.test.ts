@@ -1,31 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Db, Queryable } from "../src/db/db";
+import type { Queryable } from "../src/db/db";
 import { sqlState } from "../src/db/db";
-import { createApp, DATASTORES, issueToken, startTestApp, type TestApp } from "./harness";
-
-/** Runs fn as trellis_gateway with the given claims, in a transaction that is rolled back. */
-async function asGateway<T>(
-  db: Db,
-  claims: { app?: string; sub?: string; scopes?: string },
-  fn: (q: Queryable) => Promise<T>,
-): Promise<T> {
-  const rollback = new Error("rollback");
-  let out: T | undefined;
-  try {
-    await db.transaction(async (tx) => {
-      await tx.query("SET LOCAL ROLE trellis_gateway");
-      await tx.query(
-        "SELECT set_config('trellis.app_id', $1, true), set_config('trellis.sub', $2, true), set_config('trellis.scopes', $3, true)",
-        [claims.app ?? "", claims.sub ?? "", claims.scopes ?? ""],
-      );
-      out = await fn(tx);
-      throw rollback;
-    });
-  } catch (err) {
-    if (err !== rollback) throw err;
-  }
-  return out as T;
-}
+import {
+  asGateway,
+  createApp,
+  DATASTORES,
+  issueToken,
+  startTestApp,
+  type TestApp,
+} from "./harness";
 
 const failsWith = async (p: Promise<unknown>) => {
   try {
@@ -275,6 +258,7 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
       app_id: appA,
       sub: "eve",
       scopes: "read",
+      blocks: "owner-read owner-write app-read",
       token_id: "tok_x",
       event_id: "evt_refused_write",
       request_id: "req_refused",
@@ -282,7 +266,7 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
     };
     const err = await failsWith(
       t.db.query(
-        "SELECT trellis.gw_form_intake_create($1::jsonb, gen_random_uuid(), 'default', '{\"title\":\"x\"}'::jsonb)",
+        "SELECT trellis.gw_form_intake_create($1::jsonb, gen_random_uuid(), 'default', '{\"title\":\"x\"}'::jsonb, NULL)",
         [JSON.stringify(ctx)],
       ),
     );

@@ -159,7 +159,7 @@ describe.each(DATASTORES)("gateway (form-intake) on %s", (kind) => {
     });
   });
 
-  it("delete scope covers only rows the caller can read; read:all + delete covers the app", async () => {
+  it("delete needs the delete scope and, under the default blocks, the caller's own row", async () => {
     const bobs = (await submit(appA, tok.bob as string, { title: "bob's" })).body;
     const byAlice = await t.call({
       method: "DELETE",
@@ -182,7 +182,20 @@ describe.each(DATASTORES)("gateway (form-intake) on %s", (kind) => {
       url: `${sub(appA)}/${bobs.id}`,
       token: tok.manager,
     });
-    expect(byManager.status).toBe(204);
+    // The manager can read bob's row (read:all) but owner-write lets only bob delete it.
+    expect(byManager.status).toBe(403);
+    expect(byManager.body.error.code).toBe("policy_denied");
+    const [denial] = await auditFor(t.db, byManager.body.error.request_id);
+    expect(denial).toMatchObject({ outcome: "denied", error_code: "policy_denied" });
+    const bobDeleter = await issueToken(t, appA, "bob", ["read", "delete"]);
+    const own = await t.call({
+      method: "DELETE",
+      url: `${sub(appA)}/${bobs.id}`,
+      token: bobDeleter,
+    });
+    expect(own.status).toBe(204);
+    const [event] = await auditFor(t.db, own.headers["x-request-id"] as string);
+    expect(event?.policy_ids).toEqual(["owner-read", "owner-write.delete"]);
   });
 
   it("paginates with an opaque cursor, newest first, without gaps or repeats", async () => {
@@ -294,42 +307,42 @@ describe.each(DATASTORES)("gateway (form-intake) on %s", (kind) => {
       name: "garbage token",
       req: async () => ({ method: "GET", url: sub(appA), token: "not.a.jwt" }),
       status: 401,
-      code: "token_invalid",
+      code: "token_malformed",
       actor: null,
     },
     {
       name: "unsigned token (alg none)",
       req: async () => ({ method: "GET", url: sub(appA), token: await forge("none") }),
       status: 401,
-      code: "token_invalid",
+      code: "token_alg_none",
       actor: null,
     },
     {
       name: "HS256 signed with the public key",
       req: async () => ({ method: "GET", url: sub(appA), token: await forge("hs256") }),
       status: 401,
-      code: "token_invalid",
+      code: "token_alg_not_allowed",
       actor: null,
     },
     {
       name: "tampered claims",
       req: async () => ({ method: "GET", url: sub(appA), token: await forge("tamper") }),
       status: 401,
-      code: "token_invalid",
+      code: "token_signature_invalid",
       actor: null,
     },
     {
       name: "bit-flipped signature",
       req: async () => ({ method: "GET", url: sub(appA), token: await forge("flip-sig") }),
       status: 401,
-      code: "token_invalid",
+      code: "token_signature_invalid",
       actor: null,
     },
     {
       name: "unknown kid",
       req: async () => ({ method: "GET", url: sub(appA), token: await forge("unknown-kid") }),
       status: 401,
-      code: "token_invalid",
+      code: "token_kid_unknown",
       actor: null,
     },
     {

@@ -7,7 +7,7 @@ import pg from "pg";
 import { describe } from "vitest";
 import { buildApp } from "../src/app";
 import { parseConfig } from "../src/config/config";
-import type { DatastoreKind, Db } from "../src/db/db";
+import type { DatastoreKind, Db, Queryable } from "../src/db/db";
 import { openPglite } from "../src/db/pglite";
 import { openPostgres } from "../src/db/postgres";
 import type { Clock } from "../src/lib/clock";
@@ -247,3 +247,46 @@ export const jwtPart = (token: string, part: "header" | "payload"): Record<strin
   JSON.parse(
     Buffer.from(token.split(".")[part === "header" ? 0 : 1] as string, "base64url").toString(),
   );
+
+/** The claims a gateway function sets (see trellis.set_claims); blocks default to form-intake's. */
+export interface GatewayClaims {
+  app?: string;
+  sub?: string;
+  scopes?: string;
+  labels?: string;
+  env?: string;
+  appEnv?: string;
+  blocks?: string;
+}
+export const DEFAULT_BLOCKS = "owner-read owner-write app-read";
+
+/** Runs fn as trellis_gateway with the given claims, in a transaction that is rolled back. */
+export async function asGateway<T>(
+  db: Db,
+  claims: GatewayClaims,
+  fn: (q: Queryable) => Promise<T>,
+): Promise<T> {
+  const rollback = new Error("rollback");
+  let out: T | undefined;
+  try {
+    await db.transaction(async (tx) => {
+      await tx.query("SET LOCAL ROLE trellis_gateway");
+      await tx.query("SELECT trellis.set_claims($1::jsonb)", [
+        JSON.stringify({
+          app_id: claims.app ?? "",
+          sub: claims.sub ?? "",
+          scopes: claims.scopes ?? "",
+          labels: claims.labels ?? "",
+          env: claims.env ?? "dev",
+          app_env: claims.appEnv ?? "dev",
+          blocks: claims.blocks ?? DEFAULT_BLOCKS,
+        }),
+      ]);
+      out = await fn(tx);
+      throw rollback;
+    });
+  } catch (err) {
+    if (err !== rollback) throw err;
+  }
+  return out as T;
+}

@@ -25,7 +25,9 @@ describe("parseConfig", () => {
       TRELLIS_ADMIN_TOKEN: "x".repeat(32),
       TRELLIS_MASTER_KEY: key,
       TRELLIS_TOKEN_DEFAULT_TTL: "600",
-      TRELLIS_TOKEN_MAX_TTL: "1200",
+      TRELLIS_TOKEN_MAX_TTL_DEV: "1200",
+      TRELLIS_TOKEN_MAX_TTL_STAGING: "900",
+      TRELLIS_TOKEN_MAX_TTL_PROD: "600",
     });
     expect(c).toMatchObject({
       port: 9090,
@@ -34,6 +36,7 @@ describe("parseConfig", () => {
       adminToken: "x".repeat(32),
       tokenDefaultTtl: 600,
       tokenMaxTtl: 1200,
+      tokenMaxTtlByEnv: { dev: 1200, staging: 900, prod: 600 },
     });
     expect(c.masterKey?.equals(Buffer.alloc(32, 1))).toBe(true);
   });
@@ -62,10 +65,14 @@ describe("parseConfig", () => {
     expect(problems).toContain("TRELLIS_MASTER_KEY=(hidden)");
   });
 
-  it("refuses a default TTL above the maximum", () => {
+  it("refuses a prod maximum longer than the dev one (prod tokens live shorter)", () => {
     expect(() =>
-      parseConfig({ TRELLIS_TOKEN_DEFAULT_TTL: "7200", TRELLIS_TOKEN_MAX_TTL: "3600" }),
-    ).toThrow(/must not exceed/);
+      parseConfig({ TRELLIS_TOKEN_MAX_TTL_PROD: "7200", TRELLIS_TOKEN_MAX_TTL_DEV: "3600" }),
+    ).toThrow(/TRELLIS_TOKEN_MAX_TTL_PROD must not exceed TRELLIS_TOKEN_MAX_TTL_DEV/);
+  });
+
+  it("defaults: dev 8 h, staging 4 h, prod 1 h", () => {
+    expect(parseConfig({}).tokenMaxTtlByEnv).toEqual({ dev: 28800, staging: 14400, prod: 3600 });
   });
 
   it("accepts the CLI's own variables, so one shell can run the server and the CLI", () => {

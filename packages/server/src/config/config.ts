@@ -52,13 +52,25 @@ const VARIABLES = {
       .optional(),
   },
   TRELLIS_TOKEN_DEFAULT_TTL: {
-    describe: "Lifetime in seconds of an app token when the request names none.",
+    describe:
+      "Lifetime in seconds of an app token when the request names none (capped by its environment's maximum).",
     default: "3600",
     schema: z.coerce.number().int().min(60).max(86_400),
   },
-  TRELLIS_TOKEN_MAX_TTL: {
-    describe: "Longest lifetime in seconds an app token may have. There are no permanent tokens.",
+  TRELLIS_TOKEN_MAX_TTL_DEV: {
+    describe:
+      "Longest lifetime in seconds of a dev token. There are no permanent tokens; renewing past this needs approval.",
     default: "28800",
+    schema: z.coerce.number().int().min(60).max(86_400),
+  },
+  TRELLIS_TOKEN_MAX_TTL_STAGING: {
+    describe: "Longest lifetime in seconds of a staging token.",
+    default: "14400",
+    schema: z.coerce.number().int().min(60).max(86_400),
+  },
+  TRELLIS_TOKEN_MAX_TTL_PROD: {
+    describe: "Longest lifetime in seconds of a prod token (the shortest of the three).",
+    default: "3600",
     schema: z.coerce.number().int().min(60).max(86_400),
   },
   TRELLIS_BODY_LIMIT: {
@@ -92,6 +104,9 @@ export interface Config {
   adminToken: string | undefined;
   masterKey: Buffer | undefined;
   tokenDefaultTtl: number;
+  /** Longest token lifetime per environment, in seconds. */
+  tokenMaxTtlByEnv: Readonly<Record<"dev" | "staging" | "prod", number>>;
+  /** The longest of them: how long a retired signing key must still verify. */
   tokenMaxTtl: number;
   bodyLimit: number;
   logLevel: Parsed["TRELLIS_LOG_LEVEL"];
@@ -127,8 +142,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     }
   }
   const p = out as Parsed;
-  if (problems.length === 0 && p.TRELLIS_TOKEN_DEFAULT_TTL > p.TRELLIS_TOKEN_MAX_TTL) {
-    problems.push("TRELLIS_TOKEN_DEFAULT_TTL must not exceed TRELLIS_TOKEN_MAX_TTL");
+  if (problems.length === 0 && p.TRELLIS_TOKEN_MAX_TTL_PROD > p.TRELLIS_TOKEN_MAX_TTL_DEV) {
+    problems.push(
+      "TRELLIS_TOKEN_MAX_TTL_PROD must not exceed TRELLIS_TOKEN_MAX_TTL_DEV (prod tokens live shorter)",
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -140,7 +157,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     adminToken: p.TRELLIS_ADMIN_TOKEN,
     masterKey: p.TRELLIS_MASTER_KEY ? Buffer.from(p.TRELLIS_MASTER_KEY, "base64") : undefined,
     tokenDefaultTtl: p.TRELLIS_TOKEN_DEFAULT_TTL,
-    tokenMaxTtl: p.TRELLIS_TOKEN_MAX_TTL,
+    tokenMaxTtlByEnv: {
+      dev: p.TRELLIS_TOKEN_MAX_TTL_DEV,
+      staging: p.TRELLIS_TOKEN_MAX_TTL_STAGING,
+      prod: p.TRELLIS_TOKEN_MAX_TTL_PROD,
+    },
+    tokenMaxTtl: Math.max(
+      p.TRELLIS_TOKEN_MAX_TTL_DEV,
+      p.TRELLIS_TOKEN_MAX_TTL_STAGING,
+      p.TRELLIS_TOKEN_MAX_TTL_PROD,
+    ),
     bodyLimit: p.TRELLIS_BODY_LIMIT,
     logLevel: p.TRELLIS_LOG_LEVEL,
   };

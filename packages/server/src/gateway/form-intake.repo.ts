@@ -1,6 +1,7 @@
 import type { Submission } from "@trellis/contracts";
 import type { Queryable } from "../db/db";
 import { isoFromMs } from "../lib/iso";
+import { setToLabels } from "../lib/labels";
 
 /**
  * The governed request's context, passed to the gateway SQL functions as one jsonb: claims
@@ -10,6 +11,14 @@ export interface GatewayCtx {
   app_id: string;
   sub: string;
   scopes: string;
+  /** Row labels, "key=value" separated by spaces. */
+  labels: string;
+  env: string;
+  app_env: string;
+  /** The app's policy blocks, separated by spaces (row-level security reads them). */
+  blocks: string;
+  /** The decision's policy ids, separated by spaces (written into the audit event). */
+  policy_ids: string;
   token_id: string;
   event_id: string;
   request_id: string;
@@ -22,13 +31,15 @@ interface Row {
   form_id: string;
   submitter_id: string;
   payload: Record<string, unknown>;
+  labels: string[];
+  reviewer_id: string | null;
   created_ms: number;
 }
 
 // created_at comes back as epoch milliseconds (stored values have millisecond precision): the
 // driver's regex-based timestamp parser was ~36 µs of a 50-row page in the CPU profile.
 const COLUMNS =
-  "id, app_id, form_id, submitter_id, payload, (extract(epoch FROM created_at) * 1000)::float8 AS created_ms";
+  "id, app_id, form_id, submitter_id, payload, labels, reviewer_id, (extract(epoch FROM created_at) * 1000)::float8 AS created_ms";
 
 const toSubmission = (r: Row): Submission => ({
   id: r.id,
@@ -36,7 +47,24 @@ const toSubmission = (r: Row): Submission => ({
   form_id: r.form_id,
   submitter_id: r.submitter_id,
   payload: r.payload,
+  labels: setToLabels(r.labels),
+  assigned_reviewer: r.reviewer_id,
   created_at: isoFromMs(r.created_ms),
+});
+
+/** A stored row as the policy engine sees it. */
+export interface SubmissionRecord {
+  submission: Submission;
+  owner: string;
+  labelSet: string[];
+  reviewer: string | null;
+}
+
+const toRecord = (r: Row): SubmissionRecord => ({
+  submission: toSubmission(r),
+  owner: r.submitter_id,
+  labelSet: r.labels,
+  reviewer: r.reviewer_id,
 });
 
 // Each call below is one statement, so one round trip: claims and the query under RLS; writes
@@ -45,39 +73,41 @@ const toSubmission = (r: Row): Submission => ({
 export async function createSubmission(
   q: Queryable,
   ctx: GatewayCtx,
-  s: Omit<Submission, "created_at" | "app_id" | "submitter_id">,
+  s: Omit<Submission, "created_at" | "app_id" | "submitter_id" | "labels">,
+  labels: Record<string, string>,
 ): Promise<Submission> {
-  await q.query("SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb)", [
+  await q.query("SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb, $5)", [
     JSON.stringify(ctx),
     s.id,
     s.form_id,
     JSON.stringify(s.payload),
+    s.assigned_reviewer,
   ]);
-  return { ...s, app_id: ctx.app_id, submitter_id: ctx.sub, created_at: ctx.at };
+  return { ...s, app_id: ctx.app_id, submitter_id: ctx.sub, labels, created_at: ctx.at };
 }
 
 export async function listSubmissions(
   q: Queryable,
   ctx: GatewayCtx,
   f: { formId?: string; beforeId?: string; limit: number },
-): Promise<Submission[]> {
+): Promise<SubmissionRecord[]> {
   const { rows } = await q.query<Row>(
     `SELECT ${COLUMNS} FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)`,
     [JSON.stringify(ctx), f.formId ?? null, f.beforeId ?? null, f.limit],
   );
-  return rows.map(toSubmission);
+  return rows.map(toRecord);
 }
 
 export async function getSubmission(
   q: Queryable,
   ctx: GatewayCtx,
   id: string,
-): Promise<Submission | undefined> {
+): Promise<SubmissionRecord | undefined> {
   const { rows } = await q.query<Row>(
     `SELECT ${COLUMNS} FROM trellis.gw_form_intake_get($1::jsonb, $2::uuid)`,
     [JSON.stringify(ctx), id],
   );
-  return rows[0] && toSubmission(rows[0]);
+  return rows[0] && toRecord(rows[0]);
 }
 
 export async function deleteSubmission(

@@ -14,7 +14,10 @@ import type { Clock } from "../lib/clock";
 import { decodeCursor, encodeCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newId, newRecordId } from "../lib/ids";
+import { setToLabels } from "../lib/labels";
 import type { AuditService } from "../modules/audit/audit.service";
+import { decide } from "../modules/policy/app-policy";
+import type { Decision, PolicyEngine } from "../modules/policy/engine";
 import {
   createSubmission,
   deleteSubmission,
@@ -22,6 +25,7 @@ import {
   getSubmission,
   listSubmissions,
 } from "./form-intake.repo";
+import { principalOf } from "./principal";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -30,19 +34,47 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
   db: Db;
   clock: Clock;
   audit: Pick<AuditService, "record">;
-}> = async (app, { db, clock, audit }) => {
-  const ctxOf = (c: RequestContext): GatewayCtx => {
-    const claims = c.claims;
-    if (!claims) throw new TrellisError("auth_required"); // unreachable: the hook sets it
+  engine: PolicyEngine;
+}> = async (app, { db, clock, audit, engine }) => {
+  const governedOf = (c: RequestContext) => {
+    const { claims, governed } = c;
+    if (!claims || !governed) throw new TrellisError("auth_required"); // unreachable: the hook sets both
+    return { claims, governed };
+  };
+  const ctxOf = (c: RequestContext, policyIds: readonly string[] = []): GatewayCtx => {
+    const { claims, governed } = governedOf(c);
     return {
       app_id: claims.appId,
       sub: claims.subject,
       scopes: claims.scopeString,
+      labels: claims.labelString,
+      env: claims.environment,
+      app_env: governed.app.environment,
+      blocks: governed.policy.blockClaim,
+      policy_ids: policyIds.join(" "),
       token_id: claims.tokenId,
       event_id: newId("event"),
       request_id: c.requestId,
       at: clock.now().toISOString(),
     };
+  };
+  /** Cedar's decision for `action` on one record, as this caller. */
+  const decideOn = (
+    c: RequestContext,
+    action: string,
+    rec: { id: string; owner: string; labels: readonly string[]; reviewer: string | null },
+  ): Decision => {
+    const { claims, governed } = governedOf(c);
+    return decide(engine, governed.policy, {
+      principal: principalOf(claims),
+      action,
+      resource: { ...rec, state: "live" },
+      app: {
+        id: governed.app.id,
+        environment: governed.app.environment,
+        template: governed.template.summary.id,
+      },
+    });
   };
   const resourceType = "submission";
 
@@ -62,11 +94,23 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
             message: i.message,
           })),
         );
-      const stored = await createSubmission(db, ctxOf(req.trellis), {
-        id: newRecordId(),
-        form_id: req.body.form_id,
-        payload: req.body.payload,
+      const claims = req.trellis.claims;
+      const id = newRecordId();
+      const reviewer = req.body.assigned_reviewer ?? null;
+      const d = decideOn(req.trellis, "create", {
+        id,
+        owner: claims?.subject ?? "",
+        labels: claims?.labels ?? [],
+        reviewer,
       });
+      req.trellis.policyIds = d.policyIds;
+      if (d.decision !== "allow") throw new TrellisError("policy_denied");
+      const stored = await createSubmission(
+        db,
+        ctxOf(req.trellis, d.policyIds),
+        { id, form_id: req.body.form_id, payload: req.body.payload, assigned_reviewer: reviewer },
+        setToLabels(claims?.labels ?? []),
+      );
       req.trellis.audited = true;
       return reply.code(201).send(stored);
     },
@@ -93,18 +137,37 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
           ]);
         beforeId = c.id as string;
       }
+      const { governed } = governedOf(req.trellis);
+      // The row filter is made of the app's read policies (row-level security applies it).
+      req.trellis.policyIds = governed.policy.readPolicyIds;
       const rows = await listSubmissions(db, ctxOf(req.trellis), {
         formId: form_id,
         beforeId,
         limit: limit + 1,
       });
+      const more = rows.length > limit;
+      let records = more ? rows.slice(0, limit) : rows;
+      const cursorId = more ? records.at(-1)?.submission.id : undefined;
+      // Custom policies have no SQL form: Cedar checks them on each row RLS let through (they
+      // can only narrow, so a page may come back short; the cursor still moves on).
+      if (governed.policy.customIds.length > 0) {
+        records = records.filter(
+          (r) =>
+            decideOn(req.trellis, "read", {
+              id: r.submission.id,
+              owner: r.owner,
+              labels: r.labelSet,
+              reviewer: r.reviewer,
+            }).decision === "allow",
+        );
+      }
       // Reads are audited through the group commit: durable before the response leaves.
       await audit.record(auditContext(req.trellis), { action: "submission.list", resourceType });
       req.trellis.audited = true;
-      const more = rows.length > limit;
-      const items = more ? rows.slice(0, limit) : rows;
-      const last = items.at(-1);
-      return { items, next_cursor: more && last ? encodeCursor({ id: last.id }) : null };
+      return {
+        items: records.map((r) => r.submission),
+        next_cursor: cursorId ? encodeCursor({ id: cursorId }) : null,
+      };
     },
   );
 
@@ -117,13 +180,22 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
     async (req) => {
       const found = await getSubmission(db, ctxOf(req.trellis), req.params.id);
       if (!found) throw new TrellisError("not_found"); // audited as a denial by the error handler
+      // Row-level security let it through; Cedar names the policies (and checks custom ones).
+      const d = decideOn(req.trellis, "read", {
+        id: found.submission.id,
+        owner: found.owner,
+        labels: found.labelSet,
+        reviewer: found.reviewer,
+      });
+      req.trellis.policyIds = d.policyIds;
+      if (d.decision !== "allow") throw new TrellisError("not_found"); // hidden, like RLS hides
       await audit.record(auditContext(req.trellis), {
         action: "submission.get",
         resourceType,
-        resourceId: found.id,
+        resourceId: found.submission.id,
       });
       req.trellis.audited = true;
-      return found;
+      return found.submission;
     },
   );
 
@@ -134,7 +206,19 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
       config: { action: "submission.delete", resourceType, anyScope: ["delete"] },
     },
     async (req, reply) => {
-      const deleted = await deleteSubmission(db, ctxOf(req.trellis), req.params.id);
+      // The record first (under RLS, as the caller): Cedar decides on it and names the
+      // policies, custom ones included; the delete itself runs under RLS again.
+      const found = await getSubmission(db, ctxOf(req.trellis), req.params.id);
+      if (!found) throw new TrellisError("not_found");
+      const d = decideOn(req.trellis, "delete", {
+        id: found.submission.id,
+        owner: found.owner,
+        labels: found.labelSet,
+        reviewer: found.reviewer,
+      });
+      req.trellis.policyIds = d.policyIds;
+      if (d.decision !== "allow") throw new TrellisError("policy_denied");
+      const deleted = await deleteSubmission(db, ctxOf(req.trellis, d.policyIds), req.params.id);
       req.trellis.audited = true;
       if (!deleted) throw new TrellisError("not_found");
       return reply.code(204).send(null);

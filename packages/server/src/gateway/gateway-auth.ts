@@ -37,11 +37,13 @@ export const gatewayAuth =
       ctx.tokenId = claims.tokenId;
     }
     if (!result.ok) throw new TrellisError(result.code);
-    // In memory, on every request (the signature check above may be cached; this never is).
-    if (revocations.isRevoked(result.claims)) throw new TrellisError("token_revoked");
     const governed = await apps.governedApp(result.claims.appId);
     if (!governed) throw new TrellisError("app_not_found");
-    if (governed.app.status !== "active") throw new TrellisError("forbidden");
+    // Before revocation: pausing also revokes the app's tokens, and "paused" says more.
+    if (governed.app.status === "paused") throw new TrellisError("app_paused");
+    if (governed.app.status !== "active") throw new TrellisError("app_not_active");
+    // In memory, on every request (the signature check above may be cached; this never is).
+    if (revocations.isRevoked(result.claims)) throw new TrellisError("token_revoked");
     // We never issue such a token; one that arrives was not made by this server's rules.
     for (const s of result.claims.scopes) {
       if (!governed.template.scopes.has(s)) throw new TrellisError("token_scope_unknown");

@@ -14,6 +14,8 @@ export interface RequestContext {
   audited: boolean;
   claims?: TokenClaims;
   governed?: GovernedApp;
+  /** The policies behind this request's decision, for its audit event (allowed or denied). */
+  policyIds?: readonly string[];
 }
 
 declare module "fastify" {
@@ -37,6 +39,7 @@ export const auditContext = (c: RequestContext): AuditContext => ({
   actorRole: c.actorRole,
   appId: c.appId,
   tokenId: c.tokenId,
+  policyIds: c.policyIds,
 });
 
 // Query parameters under which clients commonly (and wrongly) send tokens: URLs end up in

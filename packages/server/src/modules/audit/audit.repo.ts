@@ -11,7 +11,7 @@ export interface NewAuditEvent {
   resource_id: string | null;
   app_id: string | null;
   token_id: string | null;
-  policy_id: string | null;
+  policy_ids: string[];
   outcome: AuditOutcome;
   error_code: string | null;
   request_id: string;
@@ -20,7 +20,7 @@ export interface NewAuditEvent {
 export async function insertEvent(q: Queryable, e: NewAuditEvent): Promise<void> {
   await q.query(
     `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
-       resource_type, resource_id, app_id, token_id, policy_id, outcome, error_code, request_id)
+       resource_type, resource_id, app_id, token_id, policy_ids, outcome, error_code, request_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [
       e.event_id,
@@ -32,7 +32,7 @@ export async function insertEvent(q: Queryable, e: NewAuditEvent): Promise<void>
       e.resource_id,
       e.app_id,
       e.token_id,
-      e.policy_id,
+      e.policy_ids,
       e.outcome,
       e.error_code,
       e.request_id,
@@ -65,7 +65,7 @@ interface Row extends Omit<AuditEvent, "timestamp"> {
 export async function listEvents(q: Queryable, f: EventFilter): Promise<AuditEvent[]> {
   const { rows } = await q.query<Row>(
     `SELECT seq, event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_id,
-            app_id, token_id, policy_id, outcome, error_code, request_id
+            app_id, token_id, policy_ids, outcome, error_code, request_id
        FROM trellis.audit_events
       WHERE ($1::text IS NULL OR app_id = $1) AND ($2::text IS NULL OR actor_id = $2)
         AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR outcome = $4)

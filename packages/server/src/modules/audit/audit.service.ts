@@ -13,6 +13,8 @@ export interface AuditContext {
   actorRole: ActorRole;
   appId: string | null;
   tokenId: string | null;
+  /** The policies that determined the decision this event records. */
+  policyIds?: readonly string[];
 }
 
 export interface AuditRecord {
@@ -21,6 +23,7 @@ export interface AuditRecord {
   resourceId?: string | null;
   outcome?: "allowed" | "denied" | "error";
   errorCode?: string | null;
+  policyIds?: readonly string[];
 }
 
 // Attacker-controlled strings (URL ids, subjects) are bounded before they reach the log.
@@ -84,7 +87,7 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
       resource_id: clip(rec.resourceId),
       app_id: clip(ctx.appId),
       token_id: ctx.tokenId,
-      policy_id: null,
+      policy_ids: [...(rec.policyIds ?? ctx.policyIds ?? [])],
       outcome: rec.outcome ?? "allowed",
       error_code: rec.errorCode ?? null,
       request_id: ctx.requestId,

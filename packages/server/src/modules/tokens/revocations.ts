@@ -1,7 +1,8 @@
 import type { TokenInfo } from "@trellis/contracts";
-import type { Db } from "../../db/db";
+import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { TrellisError } from "../../lib/errors";
+import { setToLabels } from "../../lib/labels";
 import type { AuditContext, AuditService } from "../audit/audit.service";
 import type { TokenClaims } from "./tokens.service";
 
@@ -103,25 +104,34 @@ export const revocationsService = ({ db, clock, audit, reloadMs = 5000 }: Deps) 
     apply(message);
   }
 
+  /**
+   * Revokes every token of an app issued up to `now` inside the caller's transaction (pause
+   * does this with its own change). Returns what to apply in memory once it has committed.
+   */
+  async function revokeAllTx(tx: Queryable, appId: string, now: Date): Promise<() => void> {
+    const { rowCount } = await tx.query(
+      "UPDATE trellis.apps SET tokens_not_before = $2 WHERE id = $1",
+      [appId, now],
+    );
+    if (rowCount === 0) throw new TrellisError("app_not_found");
+    const m: Message = { kind: "app", app: appId, notBefore: ceilSeconds(now) };
+    await publish(tx, m); // delivered at commit, to every listening server
+    return () => apply(m);
+  }
+
   /** Revokes every token of an app issued up to now (an app-level not-before). */
   async function revokeAll(ctx: AuditContext, appId: string): Promise<void> {
     const now = clock.now();
-    const message = await db.transaction(async (tx) => {
-      const { rowCount } = await tx.query(
-        "UPDATE trellis.apps SET tokens_not_before = $2 WHERE id = $1",
-        [appId, now],
-      );
-      if (rowCount === 0) throw new TrellisError("app_not_found");
-      const m: Message = { kind: "app", app: appId, notBefore: ceilSeconds(now) };
+    const after = await db.transaction(async (tx) => {
+      const applyAfter = await revokeAllTx(tx, appId, now);
       await audit.record(
         ctx,
         { action: "token.revoke_all", resourceType: "app", resourceId: appId },
         tx,
       );
-      await publish(tx, m);
-      return m;
+      return applyAfter;
     });
-    apply(message);
+    after();
   }
 
   /** The app's tokens, newest first (at most 500): metadata only, never a token. */
@@ -130,11 +140,13 @@ export const revocationsService = ({ db, clock, audit, reloadMs = 5000 }: Deps) 
       id: string;
       subject: string;
       scopes: string[];
+      labels: string[];
+      environment: TokenInfo["environment"];
       issued_at: Date;
       expires_at: Date;
       revoked_at: Date | null;
     }>(
-      `SELECT id, subject, scopes, issued_at, expires_at, revoked_at FROM trellis.tokens
+      `SELECT id, subject, scopes, labels, environment, issued_at, expires_at, revoked_at FROM trellis.tokens
         WHERE app_id = $1 ORDER BY issued_at DESC, id DESC LIMIT 500`,
       [appId],
     );
@@ -144,6 +156,8 @@ export const revocationsService = ({ db, clock, audit, reloadMs = 5000 }: Deps) 
       token_id: r.id,
       subject: r.subject,
       scopes: r.scopes,
+      labels: setToLabels(r.labels),
+      environment: r.environment,
       issued_at: r.issued_at.toISOString(),
       expires_at: r.expires_at.toISOString(),
       revoked_at: r.revoked_at?.toISOString() ?? null,
@@ -156,7 +170,7 @@ export const revocationsService = ({ db, clock, audit, reloadMs = 5000 }: Deps) 
     }));
   }
 
-  return { start, stop, reload, isRevoked, revoke, revokeAll, list };
+  return { start, stop, reload, isRevoked, revoke, revokeAll, revokeAllTx, list };
 };
 
 export type RevocationsService = ReturnType<typeof revocationsService>;

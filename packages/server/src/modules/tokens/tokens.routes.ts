@@ -1,6 +1,8 @@
 import {
   AppParams,
+  ApprovalPending,
   CreateTokenRequest,
+  RenewTokenRequest,
   TokenIssued,
   TokenList,
   TokenParams,
@@ -12,7 +14,7 @@ import { TrellisError } from "../../lib/errors";
 import type { AppsService } from "../apps/apps.service";
 import type { AuditService } from "../audit/audit.service";
 import type { RevocationsService } from "./revocations";
-import type { TokensService } from "./tokens.service";
+import type { IssuingApp, TokensService } from "./tokens.service";
 
 export const tokensRoutes: FastifyPluginAsyncZod<{
   apps: AppsService;
@@ -20,6 +22,17 @@ export const tokensRoutes: FastifyPluginAsyncZod<{
   revocations: RevocationsService;
   audit: Pick<AuditService, "record">;
 }> = async (app, { apps, tokens, revocations, audit }) => {
+  async function issuingApp(id: string): Promise<IssuingApp> {
+    const governed = await apps.governedApp(id);
+    if (!governed) throw new TrellisError("app_not_found");
+    return {
+      id: governed.app.id,
+      templateScopes: governed.template.scopes,
+      environment: governed.app.environment,
+      status: governed.app.status,
+    };
+  }
+
   app.get(
     "/apps/:app/tokens",
     {
@@ -70,16 +83,36 @@ export const tokensRoutes: FastifyPluginAsyncZod<{
       config: { action: "token.create", resourceType: "token" },
     },
     async (req, reply) => {
-      const governed = await apps.governedApp(req.params.app);
-      if (!governed) throw new TrellisError("app_not_found");
-      if (governed.app.status !== "active") throw new TrellisError("forbidden");
       const issued = await tokens.issue(
         auditContext(req.trellis),
-        { id: governed.app.id, templateScopes: governed.template.scopes },
+        await issuingApp(req.params.app),
         req.body,
       );
       req.trellis.audited = true;
       return reply.code(201).send(issued);
+    },
+  );
+
+  app.post(
+    "/apps/:app/tokens/:token_id/renew",
+    {
+      schema: {
+        params: TokenParams,
+        body: RenewTokenRequest,
+        response: { 201: TokenIssued, 202: ApprovalPending },
+      },
+      config: { action: "token.renew", resourceType: "token", resourceParam: "token_id" },
+    },
+    async (req, reply) => {
+      const result = await tokens.renew(
+        { ...auditContext(req.trellis), tokenId: req.params.token_id },
+        await issuingApp(req.params.app),
+        req.params.token_id,
+        req.body,
+      );
+      req.trellis.audited = true;
+      if ("pending" in result) return reply.code(202).send(result.pending);
+      return reply.code(201).send(result.issued);
     },
   );
 };
