@@ -156,11 +156,21 @@ export const SCHEMA = {
 };
 
 /** Creates a form-intake app through the API and returns its id. */
-export async function createApp(t: TestApp, name = "Requests"): Promise<string> {
+export async function createApp(
+  t: TestApp,
+  name = "Requests",
+  extra: { environment?: string; policy_blocks?: string[] } = {},
+): Promise<string> {
   const res = await t.call({
     method: "POST",
     url: "/admin/v1/apps",
-    body: { name, template: "form-intake", owners: ["owner@example.com"], payload_schema: SCHEMA },
+    body: {
+      name,
+      template: "form-intake",
+      owners: ["owner@example.com"],
+      payload_schema: SCHEMA,
+      ...extra,
+    },
   });
   if (res.status !== 201) throw new Error(`createApp: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id;
