@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import pg from "pg";
+import { benchPolicy, type PolicyBenchResult } from "./policy";
 
 // ── knobs ──────────────────────────────────────────────────────────────────────────────────
 function intEnv(name: string, fallback: number, min: number, max: number): number {
@@ -40,12 +41,25 @@ const OPS = (process.env.BENCH_OPS || "read,write").split(",").map((s) => s.trim
 /** Diagnostic: a `synchronous_commit` value set on the bench database (e.g. `off`). */
 const SYNC_COMMIT = process.env.BENCH_SYNCHRONOUS_COMMIT || undefined;
 const JSON_OUT = process.env.BENCH_JSON || undefined;
+/** Milliseconds per round and variant of the in-process policy decision bench. */
+const POLICY_MS = intEnv("BENCH_POLICY_MS", 1000, 50, 60_000);
 /** Diagnostic: also measure `sqlfn`, the gateway's SQL function called from an ungoverned route. */
 const DIAG = process.env.BENCH_DIAG === "1";
-const VARIANTS: Variant[] = DIAG ? ["governed", "bare", "sqlfn"] : ["governed", "bare"];
+/**
+ * Variants per operation. Reads also run `uncached`: the same governed route on a second server
+ * whose token verification cache is off (every request verifies the JWT signature in full).
+ */
+const variantsFor = (op: Op): Variant[] => [
+  "governed",
+  ...(op === "read" ? (["uncached"] as const) : []),
+  "bare",
+  ...(DIAG ? (["sqlfn"] as const) : []),
+];
 
 const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6 };
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz";
+/** One master key for every server of the run: they share the database and its signing keys. */
+const MASTER_KEY = randomBytes(32).toString("base64");
 const SUBJECT = "bench-user";
 const FORM_ID = "default";
 const LIMIT = 50;
@@ -55,7 +69,7 @@ const ROOT = resolve(HERE, "../../..");
 const SERVER = join(HERE, "server.ts");
 
 type Op = "read" | "write";
-type Variant = "governed" | "bare" | "sqlfn";
+type Variant = "governed" | "uncached" | "bare" | "sqlfn";
 
 for (const op of OPS) {
   if (op !== "read" && op !== "write") throw new Error(`BENCH_OPS: unknown operation "${op}"`);
@@ -81,7 +95,7 @@ const shownUrl = (() => {
 })();
 
 let dbCreated = false;
-let child: ChildProcess | undefined;
+const children: ChildProcess[] = [];
 let dataDir: string | undefined;
 let cleaning: Promise<void> | undefined;
 
@@ -95,9 +109,12 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
-async function stopChild(): Promise<void> {
-  const c = child;
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+async function stopChildren(): Promise<void> {
+  await Promise.all(children.map(stopChild));
+}
+
+async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
   const exited = new Promise<void>((done) => c.once("exit", () => done()));
   c.kill("SIGTERM");
   const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
@@ -108,7 +125,7 @@ async function stopChild(): Promise<void> {
 /** Stops the server, drops the database, removes the temp dir. Safe to call more than once. */
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    await stopChild().catch((err) => log(`bench: could not stop the server: ${err}`));
+    await stopChildren().catch((err) => log(`bench: could not stop a server: ${err}`));
     if (dbCreated) {
       try {
         await withClient(BASE_URL, (c) =>
@@ -136,8 +153,13 @@ for (const [sig, code] of [
 }
 
 // ── server child ───────────────────────────────────────────────────────────────────────────
-async function startServer(): Promise<string> {
-  dataDir = mkdtempSync(join(tmpdir(), "trellis-bench-"));
+interface Server {
+  url: string;
+  pid: number | undefined;
+}
+
+async function startServer(extraEnv: Record<string, string> = {}): Promise<Server> {
+  dataDir ??= mkdtempSync(join(tmpdir(), "trellis-bench-"));
   const env: Record<string, string> = {};
   // The child parses its environment like the real server: keep none of the caller's Trellis
   // settings, so the run depends only on what is set here.
@@ -147,9 +169,10 @@ async function startServer(): Promise<string> {
   Object.assign(env, {
     DATABASE_URL: dbUrl,
     TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
-    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
+    TRELLIS_MASTER_KEY: MASTER_KEY,
     TRELLIS_LOG_LEVEL: LOG_LEVEL,
     TRELLIS_DATA_DIR: dataDir,
+    ...extraEnv,
   });
   const tsx = import.meta.resolve("tsx");
   const c = spawn(process.execPath, ["--import", tsx, SERVER], {
@@ -157,8 +180,8 @@ async function startServer(): Promise<string> {
     env,
     stdio: ["pipe", "pipe", "inherit"],
   });
-  child = c;
-  return await new Promise<string>((done, fail) => {
+  children.push(c);
+  return await new Promise<Server>((done, fail) => {
     const timer = setTimeout(
       () => fail(new Error("the bench server did not start within 60 s")),
       60_000,
@@ -181,7 +204,7 @@ async function startServer(): Promise<string> {
       if (!ready && typeof msg?.url === "string") {
         ready = true;
         clearTimeout(timer);
-        done(msg.url);
+        done({ url: msg.url, pid: c.pid });
       } else if (!ready && typeof msg?.error === "string") {
         clearTimeout(timer);
         fail(new Error(`the bench server failed to start:\n${msg.error}`));
@@ -217,6 +240,7 @@ async function call<T>(
 }
 
 interface Target {
+  server: Server;
   method: "GET" | "POST";
   path: string;
   headers: Record<string, string>;
@@ -272,8 +296,10 @@ class CpuMeter {
     return new CpuMeter(client);
   }
 
-  async sample(): Promise<{ server: number | undefined; db: Map<number, number> }> {
-    const server = child?.pid ? cpuUs(child.pid) : undefined;
+  async sample(
+    pid: number | undefined,
+  ): Promise<{ server: number | undefined; db: Map<number, number> }> {
+    const server = pid ? cpuUs(pid) : undefined;
     const db = new Map<number, number>();
     if (this.client) {
       const { rows } = await this.client.query<{ pid: number }>(
@@ -309,8 +335,9 @@ class CpuMeter {
 
 let meter: CpuMeter | undefined;
 
-async function measure(base: string, t: Target, duration: number): Promise<RoundResult> {
-  const before = await meter?.sample();
+async function measure(t: Target, duration: number): Promise<RoundResult> {
+  const base = t.server.url;
+  const before = await meter?.sample(t.server.pid);
   const r = await autocannon({
     url: `${base}${t.path}`,
     method: t.method,
@@ -337,7 +364,7 @@ async function measure(base: string, t: Target, duration: number): Promise<Round
         `${r.errors} errors, ${r.timeouts} timeouts, ${r.resets ?? 0} resets.${sample}`,
     );
   }
-  const after = await meter?.sample();
+  const after = await meter?.sample(t.server.pid);
   const cpu =
     before && after ? CpuMeter.delta(before, after) : { server: undefined, db: undefined };
   const perRequest = (us: number | undefined) => (us === undefined ? null : us / r["2xx"]);
@@ -383,23 +410,26 @@ interface OpResult {
   medianOfRatios: number;
   /** Diagnostic variant (BENCH_DIAG=1): sqlfn / bare, of medians. */
   sqlfnRatio: number | null;
+  /** Reads: uncached / bare, of medians (governed without the token verification cache). */
+  uncachedRatio: number | null;
   target: number;
   pass: boolean;
 }
 
 const rpsOf = (r: Partial<Record<Variant, RoundResult>>, v: Variant) => (r[v] as RoundResult).rps;
 
-async function benchOp(op: Op, base: string, targets: Record<Variant, Target>): Promise<OpResult> {
+async function benchOp(op: Op, targets: Record<Variant, Target>): Promise<OpResult> {
+  const VARIANTS = variantsFor(op);
   for (let w = 0; w < WARMUP_ROUNDS; w++) {
     log(`bench: ${op} warm-up ${w + 1}/${WARMUP_ROUNDS}`);
-    for (const v of VARIANTS) await measure(base, targets[v], DURATION);
+    for (const v of VARIANTS) await measure(targets[v], DURATION);
   }
   const rounds: OpResult["rounds"] = [];
   for (let i = 0; i < ROUNDS; i++) {
     // Rotate which variant goes first, so a drift over the run does not favour one of them.
     const order = VARIANTS.map((_, k) => VARIANTS[(k + i) % VARIANTS.length] as Variant);
     const got: Partial<Record<Variant, RoundResult>> = {};
-    for (const v of order) got[v] = await measure(base, targets[v], DURATION);
+    for (const v of order) got[v] = await measure(targets[v], DURATION);
     rounds.push(got);
     log(
       `bench: ${op} round ${i + 1}/${ROUNDS}: ` +
@@ -429,6 +459,7 @@ async function benchOp(op: Op, base: string, targets: Record<Variant, Target>): 
     ratioOfMedians,
     medianOfRatios: median(rounds.map((r) => rpsOf(r, "governed") / rpsOf(r, "bare"))),
     sqlfnRatio: summary.sqlfn ? medianOf("sqlfn") / medianOf("bare") : null,
+    uncachedRatio: summary.uncached ? medianOf("uncached") / medianOf("bare") : null,
     target: TARGETS[op],
     pass: ratioOfMedians >= TARGETS[op],
   };
@@ -502,6 +533,15 @@ function report(results: OpResult[], meta: Record<string, unknown>): string {
   }
   lines.push(table(ratios, 1));
   lines.push("");
+  for (const r of results) {
+    if (r.uncachedRatio === null) continue;
+    lines.push(
+      `${r.op}: token verification cached per token (governed) vs verified in full on every request (uncached): ` +
+        `uncached/bare ${r.uncachedRatio.toFixed(3)}, governed/uncached ${(r.ratioOfMedians / r.uncachedRatio).toFixed(3)} ` +
+        "(revocation is checked on every request in both)",
+    );
+    lines.push("");
+  }
   if (results.some((r) => r.sqlfnRatio !== null)) {
     lines.push(
       "diagnostic: sqlfn = the bare route calling the same trellis.gw_* SQL function as the gateway",
@@ -513,6 +553,14 @@ function report(results: OpResult[], meta: Record<string, unknown>): string {
     lines.push("");
   }
   return lines.join("\n");
+}
+
+function policyReport(p: PolicyBenchResult): string {
+  const rows = [["policy decisions", "median decisions/s", "per round"]];
+  for (const v of ["unprepared", "preparsed", "memo"] as const) {
+    rows.push([v, p.median[v].toFixed(0), p.perRound[v].map((x) => x.toFixed(0)).join(" ")]);
+  }
+  return `${table(rows, 1)}\npreparsed/unprepared ${p.preparsedRatio.toFixed(2)}x; memo/preparsed ${(p.median.memo / p.median.preparsed).toFixed(1)}x\n\n`;
 }
 
 // ── main ───────────────────────────────────────────────────────────────────────────────────
@@ -528,8 +576,14 @@ async function main() {
   });
 
   log("bench: starting the server (child process, migrating)…");
-  const base = await startServer();
+  const server = await startServer();
+  const base = server.url;
   log(`bench: server at ${base}`);
+  const uncachedServer = OPS.includes("read")
+    ? await startServer({ BENCH_VERIFY_CACHE: "0" })
+    : server;
+  if (OPS.includes("read"))
+    log(`bench: server without the verification cache at ${uncachedServer.url}`);
   const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
   const app = await call<{ id: string }>(base, "POST", "/admin/v1/apps", {
@@ -575,9 +629,21 @@ async function main() {
   const writeBody = { form_id: FORM_ID, payload: { title: "bench", n: 1 } };
   const targets: Record<Op, Record<Variant, Target>> = {
     read: {
-      governed: { method: "GET", path: `${gatewayPath}?limit=${LIMIT}`, headers: auth },
-      bare: { method: "GET", path: `${barePath}?submitter=${SUBJECT}&limit=${LIMIT}`, headers: {} },
+      governed: { server, method: "GET", path: `${gatewayPath}?limit=${LIMIT}`, headers: auth },
+      uncached: {
+        server: uncachedServer,
+        method: "GET",
+        path: `${gatewayPath}?limit=${LIMIT}`,
+        headers: auth,
+      },
+      bare: {
+        server,
+        method: "GET",
+        path: `${barePath}?submitter=${SUBJECT}&limit=${LIMIT}`,
+        headers: {},
+      },
       sqlfn: {
+        server,
         method: "GET",
         path: `${sqlfnPath}?submitter=${SUBJECT}&limit=${LIMIT}`,
         headers: {},
@@ -585,18 +651,28 @@ async function main() {
     },
     write: {
       governed: {
+        server,
         method: "POST",
         path: gatewayPath,
         headers: { ...auth, ...json },
         body: JSON.stringify(writeBody),
       },
       bare: {
+        server,
         method: "POST",
         path: barePath,
         headers: { ...json, "x-bench-submitter": SUBJECT },
         body: JSON.stringify(writeBody),
       },
+      uncached: {
+        server: uncachedServer,
+        method: "POST",
+        path: gatewayPath,
+        headers: { ...auth, ...json },
+        body: JSON.stringify(writeBody),
+      },
       sqlfn: {
+        server,
         method: "POST",
         path: sqlfnPath,
         headers: { ...json, "x-bench-submitter": SUBJECT },
@@ -609,7 +685,7 @@ async function main() {
   // round, so every list still sees exactly the seeded rows.)
   type Page = { items: { id: string }[]; next_cursor: string | null };
   const answer = async <T>(t: Target, expect: number) =>
-    call<T>(base, t.method, t.path, {
+    call<T>(t.server.url, t.method, t.path, {
       headers: t.headers,
       expect,
       ...(t.body ? { body: JSON.parse(t.body) } : {}),
@@ -618,8 +694,7 @@ async function main() {
   if (page.items.length !== LIMIT || !page.next_cursor) {
     throw new Error(`the governed list answered ${page.items.length} items, expected ${LIMIT}`);
   }
-  const others = VARIANTS.filter((x) => x !== "governed");
-  for (const v of others) {
+  for (const v of variantsFor("read").filter((x) => x !== "governed")) {
     const p = await answer<Page>(targets.read[v], 200);
     if (JSON.stringify(p) !== JSON.stringify(page)) {
       throw new Error(
@@ -628,7 +703,7 @@ async function main() {
     }
   }
   const created = await answer<Record<string, unknown>>(targets.write.governed, 201);
-  for (const v of others) {
+  for (const v of variantsFor("write").filter((x) => x !== "governed")) {
     const c = await answer<Record<string, unknown>>(targets.write[v], 201);
     const shape = (o: Record<string, unknown>) =>
       JSON.stringify({ keys: Object.keys(o).sort(), sub: o.submitter_id, payload: o.payload });
@@ -642,7 +717,7 @@ async function main() {
   meter = await CpuMeter.open();
   const results: OpResult[] = [];
   try {
-    for (const op of OPS as Op[]) results.push(await benchOp(op, base, targets[op]));
+    for (const op of OPS as Op[]) results.push(await benchOp(op, targets[op]));
   } finally {
     await meter.close();
   }
@@ -656,7 +731,10 @@ async function main() {
   });
   for (const r of results) {
     const action = r.op === "read" ? "submission.list" : "submission.create";
-    const governed = r.rounds.reduce((n, x) => n + (x.governed as RoundResult).requests, 0);
+    const governed = r.rounds.reduce(
+      (n, x) => n + (x.governed as RoundResult).requests + (x.uncached?.requests ?? 0),
+      0,
+    );
     if ((audit[action] ?? 0) < governed) {
       throw new Error(
         `${governed} governed ${r.op}s were measured but only ${audit[action] ?? 0} ${action} audit events exist`,
@@ -664,8 +742,12 @@ async function main() {
     }
   }
 
+  log(`bench: policy decisions, ${ROUNDS} rounds x ${POLICY_MS} ms per variant…`);
+  const policy = benchPolicy(ROUNDS, POLICY_MS);
+
   const meta = { postgres, cpus: availableParallelism() };
   process.stdout.write(report(results, meta));
+  process.stdout.write(policyReport(policy));
   process.stdout.write(`audit events in the bench database: ${JSON.stringify(audit)}\n`);
   if (JSON_OUT) {
     const out = {
@@ -679,6 +761,7 @@ async function main() {
       log_level: LOG_LEVEL,
       synchronous_commit: SYNC_COMMIT ?? "server default",
       results,
+      policy,
       audit,
     };
     writeFileSync(JSON_OUT, `${JSON.stringify(out, null, 2)}\n`);

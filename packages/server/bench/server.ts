@@ -173,7 +173,12 @@ async function main() {
   const db = await openPostgres(config.databaseUrl);
   let app: FastifyInstance;
   try {
-    app = await buildApp({ config, db });
+    // BENCH_VERIFY_CACHE=0: the second server of the read bench, verifying every token in full.
+    app = await buildApp({
+      config,
+      db,
+      tuning: { tokenVerifyCache: process.env.BENCH_VERIFY_CACHE !== "0" },
+    });
     addBareRoutes(app, db);
     addSqlFnRoutes(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });

@@ -37,6 +37,8 @@ export interface AppDeps {
   clock?: Clock;
   /** Receives a newly generated admin token, once. */
   announceAdminToken?: (token: string) => void;
+  /** Benchmarks only: switch off the per-token verification cache to measure what it saves. */
+  tuning?: { tokenVerifyCache?: boolean };
 }
 
 /**
@@ -48,6 +50,7 @@ export async function buildApp({
   db,
   clock = systemClock,
   announceAdminToken = () => {},
+  tuning = {},
 }: AppDeps): Promise<FastifyInstance> {
   const catalog = loadCatalog(TEMPLATES_DIR);
   await migrate(db, [
@@ -80,6 +83,7 @@ export async function buildApp({
     audit,
     defaultTtl: config.tokenDefaultTtl,
     maxTtlByEnv: config.tokenMaxTtlByEnv,
+    verifyCache: tuning.tokenVerifyCache ?? true,
   });
   const policy = policyService({ db, clock, audit, apps, tokens, engine });
 

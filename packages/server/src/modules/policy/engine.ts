@@ -1,4 +1,13 @@
+import { setFlagsFromString } from "node:v8";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+
+// Node 20's V8 crashes the process ("Fatal error: unreachable code" in the deoptimizer) when
+// TurboFan has inlined a JS-to-Wasm call and the calling frame is deoptimized while Cedar runs
+// (Cedar's glue calls JSON.parse/stringify back in JS, which can invalidate optimized code).
+// Reproduced within seconds under load (bench/stress-cedar.ts); turning off that one inlining
+// stops it. Set before any code calls Cedar, so no optimized frame ever inlines the call.
+setFlagsFromString("--no-turbo-inline-js-wasm-calls");
+
 import type { TemplateActions } from "./blocks";
 
 /**

@@ -56,13 +56,23 @@ interface Deps {
   audit: Pick<AuditService, "record">;
   defaultTtl: number;
   maxTtlByEnv: Readonly<Record<Environment, number>>;
+  /** Cache verified claims per token string until expiry (default on; off only to measure it). */
+  verifyCache?: boolean;
 }
 
 const CACHE_MAX = 10_000;
 const UNTRUSTED_HEADERS = ["jwk", "jku", "x5u", "x5c"];
 const MIN_TTL = 60;
 
-export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtlByEnv }: Deps) => {
+export const tokensService = ({
+  db,
+  keys,
+  clock,
+  audit,
+  defaultTtl,
+  maxTtlByEnv,
+  verifyCache = true,
+}: Deps) => {
   const ttlFor = (env: Environment, asked: number | undefined) =>
     asked ?? Math.min(defaultTtl, maxTtlByEnv[env]);
 
@@ -338,8 +348,10 @@ export const tokensService = ({ db, keys, clock, audit, defaultTtl, maxTtlByEnv 
       const result = await verifyUncached(raw);
       if (!result.ok) return result;
       claims = result.claims;
-      if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
-      cache.set(raw, claims);
+      if (verifyCache) {
+        if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
+        cache.set(raw, claims);
+      }
     }
     if (clock.now().getTime() / 1000 >= claims.expiresAt + CLOCK_SKEW_S) {
       cache.delete(raw);

@@ -1,0 +1,23 @@
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const SCRIPT = fileURLToPath(new URL("../bench/stress-cedar.ts", import.meta.url));
+
+/**
+ * Node 20's V8 aborted the whole process under a few seconds of sustained Cedar decisions
+ * (an inlined JS-to-Wasm call deoptimized mid-call; see src/modules/policy/engine.ts). This
+ * runs that load in a child process: it must finish and say so, not die of SIGTRAP.
+ */
+describe("the Cedar engine under sustained load", () => {
+  it("makes decisions for 8 s without the process aborting", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", SCRIPT, "8000"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.signal, r.stderr.slice(0, 2000)).toBeNull();
+    expect(r.status, r.stderr.slice(0, 2000)).toBe(0);
+    const decisions = Number(/^ok (\d+)/.exec(r.stdout)?.[1]);
+    expect(decisions).toBeGreaterThan(10_000);
+  }, 70_000);
+});
