@@ -1,6 +1,6 @@
 import { describeConfig, startServer } from "@trellis/server";
 import { CLIENT_COMMANDS, type ClientCommand, DEFAULT_URL, runClientCommand } from "./commands";
-import { HelpRequested, printError, UsageError } from "./output";
+import { HelpRequested, PolicyTestsFailed, printError, UsageError } from "./output";
 
 export const USAGE = `Usage: trellis <command> [options]
 
@@ -14,10 +14,19 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
   apps create --name NAME --template ID --owner EMAIL [--owner EMAIL…]
               --schema FILE_OR_JSON [--retention-days N]
             Create an app; prints the app as JSON
+              [--environment dev|staging|prod] [--block BLOCK…]
+            (blocks default to the template's; see \`trellis policy blocks\`)
   apps get APP_ID
             Show one app as JSON
+  apps pause APP_ID | apps resume APP_ID
+            The pause button: no data reachable, every token revoked; resume re-opens
+  apps approvals APP_ID
+            Requests waiting for a steward (renewals beyond policy, custom permits)
   tokens create APP_ID --subject SUBJECT --scope SCOPE [--scope SCOPE…] [--ttl SECONDS]
+                [--label KEY=VALUE…] [--environment dev|staging|prod]
             Issue an app token; prints {token, token_id, expires_at, …} (shown only once)
+  tokens renew APP_ID TOKEN_ID [--scope SCOPE…] [--ttl SECONDS]
+            A fresh token like the old one; beyond policy, an approval request instead
   tokens list APP_ID [--json]
             The app's tokens and their status (never the tokens themselves)
   tokens revoke APP_ID TOKEN_ID
@@ -26,6 +35,17 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
             Revoke every token of the app issued up to now (incident response)
   keys rotate
             A new signing key signs from now on; prints {kid, created_at}
+  policy blocks [--json]
+            The policy blocks to choose from, in plain words with their Cedar text
+  policy show APP_ID | policy set APP_ID --block BLOCK [--block BLOCK…]
+            An app's policies | choose its blocks
+  policy add APP_ID --id custom.NAME --file POLICY.cedar | policy remove APP_ID POLICY_ID
+            Add a custom Cedar policy (a forbid applies at once, a permit waits for a steward)
+  policy explain APP_ID --action ACTION (--token T | --subject S [--scope …] [--label K=V…])
+                 [--record RECORD_ID | --owner S [--resource-label K=V…] [--reviewer S]]
+            Why it is allowed or denied, which policies decided, and the SQL row filter
+  policy test APP_ID FILE.yaml [--json]
+            Run a policy test suite against the app (exit 1 when a case fails)
   audit [--app APP_ID] [--actor ACTOR] [--action ACTION] [--outcome allowed|denied|error]
         [--limit N] [--cursor C] [--json]
             Audit events, newest first, as a table (or the page as JSON)
@@ -86,6 +106,7 @@ async function client(
       process.stdout.write(USAGE);
       return 0;
     }
+    if (err instanceof PolicyTestsFailed) return 1;
     if (err instanceof UsageError) {
       process.stderr.write(`trellis ${command}: ${err.message}\n\n${USAGE}`);
       return 2;

@@ -5,10 +5,12 @@ import {
   AUDIT_OUTCOMES,
   type AuditAction,
   type AuditOutcome,
+  ENVIRONMENTS,
+  type Environment,
   PAGE,
 } from "@trellis/contracts";
 import { type AuditEvent, createAdminClient, createAppClient } from "@trellis/sdk";
-import { HelpRequested, printJson, table, UsageError } from "./output";
+import { clean, HelpRequested, PolicyTestsFailed, printJson, table, UsageError } from "./output";
 
 type Env = Record<string, string | undefined>;
 
@@ -21,6 +23,7 @@ export const CLIENT_COMMANDS = [
   "submit",
   "submissions",
   "audit",
+  "policy",
 ] as const;
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
@@ -159,6 +162,8 @@ async function apps(args: string[], env: Env): Promise<void> {
         owner: { type: "string", multiple: true },
         schema: { type: "string" },
         "retention-days": { type: "string" },
+        environment: { type: "string" },
+        block: { type: "string", multiple: true },
       },
       [],
     );
@@ -168,16 +173,23 @@ async function apps(args: string[], env: Env): Promise<void> {
       owners: required(values.owner, "--owner"),
       payload_schema: await jsonObject(required(values.schema, "--schema"), "--schema"),
       retention_days: integer(values["retention-days"], "--retention-days", 1, 3650),
+      environment: oneOf<Environment>(values.environment, "--environment", ENVIRONMENTS),
+      policy_blocks: values.block,
     };
     return printJson(await admin(env).apps.create(request));
   }
-  if (sub === "get") {
+  if (sub === "get" || sub === "pause" || sub === "resume" || sub === "approvals") {
     const { positionals } = parse(rest, {}, ["APP_ID"]);
-    return printJson(await admin(env).apps.get(positionals[0] ?? ""));
+    const id = positionals[0] ?? "";
+    const client = admin(env).apps;
+    if (sub === "approvals") return printJson(await client.approvalRequests(id));
+    return printJson(await client[sub](id));
   }
   if (sub === "-h" || sub === "--help") throw new HelpRequested();
   throw new UsageError(
-    sub ? `unknown apps command "${sub}"` : "apps needs a command: create or get",
+    sub
+      ? `unknown apps command "${sub}"`
+      : "apps needs a command: create, get, pause, resume or approvals",
   );
 }
 
@@ -202,6 +214,21 @@ async function tokens(args: string[], env: Env): Promise<void> {
     process.stdout.write(`revoked ${positionals[1]}\n`);
     return;
   }
+  if (sub === "renew") {
+    const { values, positionals } = parse(
+      rest,
+      { scope: { type: "string", multiple: true }, ttl: { type: "string" } },
+      ["APP_ID", "TOKEN_ID"],
+    );
+    const result = await admin(env).tokens.renew(positionals[0] ?? "", positionals[1] ?? "", {
+      scopes: values.scope,
+      ttl_seconds: integer(values.ttl, "--ttl", 1, 86_400 * 7),
+    });
+    printJson(result);
+    if ("approval_request_id" in result)
+      process.stderr.write("Not issued: this renewal waits for a steward's approval.\n");
+    return;
+  }
   if (sub === "revoke-all") {
     const { positionals } = parse(rest, {}, ["APP_ID"]);
     await admin(env).tokens.revokeAll(positionals[0] ?? "");
@@ -212,7 +239,7 @@ async function tokens(args: string[], env: Env): Promise<void> {
     throw new UsageError(
       sub
         ? `unknown tokens command "${sub}"`
-        : "tokens needs a command: create, list, revoke or revoke-all",
+        : "tokens needs a command: create, list, renew, revoke or revoke-all",
     );
   const { values, positionals } = parse(
     rest,
@@ -220,6 +247,8 @@ async function tokens(args: string[], env: Env): Promise<void> {
       subject: { type: "string" },
       scope: { type: "string", multiple: true },
       ttl: { type: "string" },
+      label: { type: "string", multiple: true },
+      environment: { type: "string" },
     },
     ["APP_ID"],
   );
@@ -227,6 +256,8 @@ async function tokens(args: string[], env: Env): Promise<void> {
     subject: required(values.subject, "--subject"),
     scopes: required(values.scope, "--scope"),
     ttl_seconds: integer(values.ttl, "--ttl", 1, 86_400 * 365),
+    labels: labels(values.label),
+    environment: oneOf<Environment>(values.environment, "--environment", ENVIRONMENTS),
   });
   printJson(issued);
 }
@@ -265,6 +296,146 @@ async function submissions(args: string[], env: Env): Promise<void> {
   const limit = integer(values.limit, "--limit", 1, PAGE.maxLimit);
   const client = appClient(env, positionals[0] ?? "", values.token);
   printJson(await client.submissions.list({ limit, cursor: values.cursor, form_id: values.form }));
+}
+
+/** `--label team=hr --label region=eu` → {team: "hr", region: "eu"}. */
+function labels(values: string[] | undefined): Record<string, string> | undefined {
+  if (!values) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf("=");
+    if (i <= 0) throw new UsageError(`--label ${v}: use key=value`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+async function readText(file: string, flag: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (err) {
+    throw new UsageError(
+      `${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+}
+
+async function policy(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  const client = admin(env).policy;
+  if (sub === "blocks") {
+    const { values } = parse(rest, { json: { type: "boolean" } }, []);
+    const list = await client.blocks();
+    if (values.json) return printJson(list);
+    for (const b of list.items) {
+      process.stdout.write(clean(`${b.id}  (${b.effect})  ${b.title}`));
+      process.stdout.write(`\n  ${clean(b.summary)}\n`);
+      for (const text of Object.values(b.cedar))
+        for (const line of text.split("\n")) process.stdout.write(`    ${clean(line)}\n`);
+      process.stdout.write("\n");
+    }
+    return;
+  }
+  if (sub === "show") {
+    const { positionals } = parse(rest, {}, ["APP_ID"]);
+    return printJson(await client.get(positionals[0] ?? ""));
+  }
+  if (sub === "set") {
+    const { values, positionals } = parse(rest, { block: { type: "string", multiple: true } }, [
+      "APP_ID",
+    ]);
+    return printJson(
+      await client.setBlocks(positionals[0] ?? "", required(values.block, "--block")),
+    );
+  }
+  if (sub === "add") {
+    const { values, positionals } = parse(
+      rest,
+      { id: { type: "string" }, file: { type: "string" } },
+      ["APP_ID"],
+    );
+    const cedar = await readText(required(values.file, "--file"), "--file");
+    const r = await client.addCustom(positionals[0] ?? "", {
+      id: required(values.id, "--id"),
+      cedar,
+    });
+    printJson(r);
+    if (r.approval_request_id)
+      process.stderr.write("A permit widens access: it waits for a steward's approval.\n");
+    return;
+  }
+  if (sub === "remove") {
+    const { positionals } = parse(rest, {}, ["APP_ID", "POLICY_ID"]);
+    await client.removeCustom(positionals[0] ?? "", positionals[1] ?? "");
+    process.stdout.write(`removed ${positionals[1]}\n`);
+    return;
+  }
+  if (sub === "explain") {
+    const { values, positionals } = parse(
+      rest,
+      {
+        token: { type: "string" },
+        subject: { type: "string" },
+        scope: { type: "string", multiple: true },
+        label: { type: "string", multiple: true },
+        environment: { type: "string" },
+        action: { type: "string" },
+        record: { type: "string" },
+        owner: { type: "string" },
+        "resource-label": { type: "string", multiple: true },
+        reviewer: { type: "string" },
+      },
+      ["APP_ID"],
+    );
+    if (!values.token && !values.subject)
+      throw new UsageError("explain needs --token T or --subject S (with --scope, --label…)");
+    return printJson(
+      await client.explain(positionals[0] ?? "", {
+        action: required(values.action, "--action"),
+        ...(values.token
+          ? { token: values.token }
+          : {
+              principal: {
+                sub: values.subject ?? "",
+                scopes: values.scope ?? [],
+                labels: labels(values.label) ?? {},
+                environment: oneOf<Environment>(values.environment, "--environment", ENVIRONMENTS),
+              },
+            }),
+        ...(values.record ? { record_id: values.record } : {}),
+        ...(values.owner
+          ? {
+              resource: {
+                owner: values.owner,
+                labels: labels(values["resource-label"]) ?? {},
+                reviewer: values.reviewer ?? null,
+              },
+            }
+          : {}),
+      }),
+    );
+  }
+  if (sub === "test") {
+    const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["APP_ID", "FILE"]);
+    const yaml = await readText(positionals[1] ?? "", "FILE");
+    const r = await client.test(positionals[0] ?? "", yaml);
+    if (values.json) printJson(r);
+    else {
+      for (const x of r.results)
+        process.stdout.write(
+          `${clean(`${x.ok ? "ok  " : "FAIL"}  ${x.name}  (expected ${x.expected}, got ${x.actual}${x.policy_ids.length ? `; ${x.policy_ids.join(", ")}` : ""})`)}\n`,
+        );
+      process.stdout.write(`\n${r.passed} passed, ${r.failed} failed\n`);
+    }
+    if (r.failed > 0) throw new PolicyTestsFailed(r.failed);
+    return;
+  }
+  throw new UsageError(
+    sub
+      ? `unknown policy command "${sub}"`
+      : "policy needs a command: blocks, show, set, add, remove, explain or test",
+  );
 }
 
 const AUDIT_HEADERS = ["TIME", "OUTCOME", "ACTION", "ACTOR", "RESOURCE", "ERROR_CODE"];
@@ -323,6 +494,7 @@ export function runClientCommand(command: ClientCommand, args: string[], env: En
     submit,
     submissions,
     audit,
+    policy,
   };
   return commands[command](args, env);
 }

@@ -5,6 +5,14 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+/** A policy test suite ran and some cases failed: exit code 1, the report is already printed. */
+export class PolicyTestsFailed extends Error {
+  override readonly name = "PolicyTestsFailed";
+  constructor(readonly failed: number) {
+    super(`${failed} policy test${failed === 1 ? "" : "s"} failed`);
+  }
+}
+
 /** The command line asked for help (`-h`, `--help`): the usage text and exit code 0. */
 export class HelpRequested extends Error {
   override readonly name = "HelpRequested";

@@ -415,3 +415,174 @@ describe("trellis CLI: token lifecycle and keys", () => {
     expect(unknown.stderr).toContain('unknown keys command "spin"');
   });
 });
+
+describe("trellis CLI: policies, labels, renewal and the pause button", () => {
+  let appId: string;
+
+  beforeAll(async () => {
+    const created = await cli([
+      "apps",
+      "create",
+      "--name",
+      "Teams",
+      "--template",
+      "form-intake",
+      "--owner",
+      "o@example.org",
+      "--schema",
+      '{"type":"object","properties":{"title":{"type":"string"}}}',
+      "--environment",
+      "staging",
+      "--block",
+      "app-read",
+      "--block",
+      "owner-write",
+      "--block",
+      "label-scoped",
+    ]);
+    expect(created.stderr).toBe("");
+    const app = JSON.parse(created.stdout);
+    expect(app).toMatchObject({
+      environment: "staging",
+      policy_blocks: ["app-read", "owner-write", "label-scoped"],
+    });
+    appId = app.id;
+  });
+
+  it("policy blocks prints each block in plain words with its Cedar text", async () => {
+    const r = await cli(["policy", "blocks"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("label-scoped  (forbid)  Label-scoped access");
+    expect(r.stdout).toContain("    forbid (principal, action, resource is Trellis::Record)");
+  });
+
+  it("tokens create takes labels and an environment; explain tells why", async () => {
+    const r = await cli([
+      "tokens",
+      "create",
+      appId,
+      "--subject",
+      "hana",
+      "--scope",
+      "read:all",
+      "--scope",
+      "create",
+      "--label",
+      "team=hr",
+    ]);
+    expect(r.code).toBe(0);
+    const issued = JSON.parse(r.stdout);
+    expect(issued).toMatchObject({ labels: { team: "hr" }, environment: "staging" });
+    const why = await cli([
+      "policy",
+      "explain",
+      appId,
+      "--token",
+      issued.token,
+      "--action",
+      "read",
+      "--owner",
+      "ivan",
+      "--resource-label",
+      "team=it",
+    ]);
+    expect(why.code).toBe(0);
+    expect(JSON.parse(why.stdout)).toMatchObject({
+      decision: "deny",
+      determining_policies: [{ id: "label-scoped" }],
+    });
+    const bad = await cli([
+      "tokens",
+      "create",
+      appId,
+      "--subject",
+      "x",
+      "--scope",
+      "read",
+      "--label",
+      "nope",
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--label nope: use key=value");
+  });
+
+  it("policy test runs a YAML suite: exit 0 when all pass, 1 when one fails", async () => {
+    const good = join(t.dataDir, "good.yaml");
+    await writeFile(
+      good,
+      `principals:
+  hr: { sub: hana, scopes: ["read:all"], labels: { team: hr } }
+resources:
+  hr-row: { owner: ivan, labels: { team: hr } }
+  it-row: { owner: ivan, labels: { team: it } }
+tests:
+  - { name: hr reads hr, principal: hr, action: read, resource: hr-row, expect: allow }
+  - { name: hr not it, principal: hr, action: read, resource: it-row, expect: deny }
+`,
+    );
+    const ok = await cli(["policy", "test", appId, good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("2 passed, 0 failed");
+    const bad = join(t.dataDir, "bad.yaml");
+    await writeFile(
+      bad,
+      `principals: { hr: { sub: hana, scopes: ["read:all"], labels: { team: hr } } }
+resources: { it-row: { owner: ivan, labels: { team: it } } }
+tests: [{ name: wrong, principal: hr, action: read, resource: it-row, expect: allow }]
+`,
+    );
+    const failed = await cli(["policy", "test", appId, bad]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain("FAIL  wrong  (expected allow, got deny; label-scoped)");
+    const missing = await cli(["policy", "test", appId, join(t.dataDir, "none.yaml")]);
+    expect(missing.code).toBe(2);
+  });
+
+  it("policy add: an invalid policy exits 1 with policy_invalid; a forbid is active", async () => {
+    const file = join(t.dataDir, "p.cedar");
+    await writeFile(file, "forbid (principal, action, resource) when { resource.nope };");
+    const bad = await cli(["policy", "add", appId, "--id", "custom.bad", "--file", file]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("policy_invalid");
+    await writeFile(file, 'forbid (principal, action == Trellis::Action::"delete", resource);');
+    const ok = await cli(["policy", "add", appId, "--id", "custom.no-delete", "--file", file]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).policy).toMatchObject({ status: "active", effect: "forbid" });
+    const shown = JSON.parse((await cli(["policy", "show", appId])).stdout);
+    expect(Object.keys(shown.cedar)).toContain("custom.no-delete");
+  });
+
+  it("tokens renew, apps pause and resume", async () => {
+    const issued = JSON.parse(
+      (
+        await cli([
+          "tokens",
+          "create",
+          appId,
+          "--subject",
+          "r",
+          "--scope",
+          "create",
+          "--label",
+          "team=hr",
+        ])
+      ).stdout,
+    );
+    const renewed = await cli(["tokens", "renew", appId, issued.token_id]);
+    expect(renewed.code).toBe(0);
+    expect(JSON.parse(renewed.stdout)).toMatchObject({ renewed_from: issued.token_id });
+    const more = await cli(["tokens", "renew", appId, issued.token_id, "--scope", "read:all"]);
+    expect(more.code).toBe(0);
+    expect(JSON.parse(more.stdout).approval_request_id).toMatch(/^apr_/);
+    expect(more.stderr).toContain("waits for a steward");
+    const approvals = JSON.parse((await cli(["apps", "approvals", appId])).stdout);
+    expect(approvals.items.length).toBeGreaterThanOrEqual(1);
+    const paused = await cli(["apps", "pause", appId]);
+    expect(JSON.parse(paused.stdout).status).toBe("paused");
+    const refused = await cli(["tokens", "create", appId, "--subject", "x", "--scope", "create"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("app_paused");
+    const resumed = await cli(["apps", "resume", appId]);
+    expect(JSON.parse(resumed.stdout).status).toBe("active");
+  });
+});

@@ -142,6 +142,11 @@ export const ApprovalRequest = z.object({
 });
 export type ApprovalRequest = z.infer<typeof ApprovalRequest>;
 export const ApprovalRequestList = z.object({ items: z.array(ApprovalRequest) });
+export type ApprovalRequestList = z.infer<typeof ApprovalRequestList>;
+
+/** A renewal either issues a token (201) or files an approval request (202). */
+export const RenewResult = z.union([TokenIssued, ApprovalPending]);
+export type RenewResult = z.infer<typeof RenewResult>;
 
 // ── policy ───────────────────────────────────────────────────────────────────────────────
 export const PolicyBlock = z.object({
@@ -153,6 +158,7 @@ export const PolicyBlock = z.object({
   sql: z.string(),
 });
 export const PolicyBlockList = z.object({ items: z.array(PolicyBlock) });
+export type PolicyBlockList = z.infer<typeof PolicyBlockList>;
 
 export const CustomPolicyView = z.object({
   id: z.string(),
@@ -191,6 +197,7 @@ export const AddCustomPolicyResult = z.object({
   policy: CustomPolicyView,
   approval_request_id: z.string().nullable(),
 });
+export type AddCustomPolicyResult = z.infer<typeof AddCustomPolicyResult>;
 
 const Labels = z.record(z.string().max(64), z.string().max(64));
 export const ExplainPrincipal = z.strictObject({
@@ -221,6 +228,8 @@ export const ExplainRequest = z
     message: "give at most one of resource or record_id",
   });
 export type ExplainRequest = z.infer<typeof ExplainRequest>;
+/** What a client sends: defaults (scopes, labels, state) may be left out. */
+export type ExplainInput = z.input<typeof ExplainRequest>;
 
 export const ExplainResponse = z.object({
   decision: z.enum(["allow", "deny"]),

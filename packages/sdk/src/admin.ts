@@ -1,9 +1,18 @@
 import {
+  AddCustomPolicyResult,
   App,
+  AppPolicyView,
+  ApprovalRequestList,
   AuditPage,
   type AuditQuery,
   type CreateAppRequest,
   type CreateTokenRequest,
+  type ExplainInput,
+  ExplainResponse,
+  PolicyBlockList,
+  PolicyTestResult,
+  RenewResult,
+  type RenewTokenRequest,
   RotatedKey,
   TemplateList,
   type TemplateSummary,
@@ -44,6 +53,58 @@ export interface AdminClient {
      * @example const app = await admin.apps.get("app_01jf9x…");
      */
     get(id: string): Promise<App>;
+    /**
+     * The pause button: the app's data cannot be reached and every token it has is revoked.
+     * @example await admin.apps.pause(app.id)
+     */
+    pause(id: string): Promise<App>;
+    /**
+     * Makes a paused app reachable again (with new tokens; the old ones stay revoked).
+     * @example await admin.apps.resume(app.id)
+     */
+    resume(id: string): Promise<App>;
+    /**
+     * Policy approval requests waiting for a steward (renewals beyond policy, custom permits).
+     * @example const { items } = await admin.apps.approvalRequests(app.id)
+     */
+    approvalRequests(id: string): Promise<ApprovalRequestList>;
+  };
+  policy: {
+    /**
+     * The policy block library: plain words, Cedar text and SQL predicate of each block.
+     * @example (await admin.policy.blocks()).items.map((b) => b.title)
+     */
+    blocks(): Promise<PolicyBlockList>;
+    /**
+     * An app's chosen blocks, custom policies and the Cedar set they make.
+     * @example const { blocks } = await admin.policy.get(app.id)
+     */
+    get(appId: string): Promise<AppPolicyView>;
+    /**
+     * Chooses an app's blocks (takes effect on every server within a second).
+     * @example await admin.policy.setBlocks(app.id, ["owner-read", "owner-write", "read-only"])
+     */
+    setBlocks(appId: string, blocks: string[]): Promise<AppPolicyView>;
+    /**
+     * Adds a custom Cedar policy. A forbid applies at once; a permit waits for a steward.
+     * @example await admin.policy.addCustom(app.id, { id: "custom.no-weekends", cedar: "forbid (…);" })
+     */
+    addCustom(appId: string, policy: { id: string; cedar: string }): Promise<AddCustomPolicyResult>;
+    /**
+     * Removes a custom policy.
+     * @example await admin.policy.removeCustom(app.id, "custom.no-weekends")
+     */
+    removeCustom(appId: string, policyId: string): Promise<void>;
+    /**
+     * Why a principal may or may not do an action on a record, and the row filter lists apply.
+     * @example await admin.policy.explain(app.id, { token, action: "read", record_id })
+     */
+    explain(appId: string, req: ExplainInput): Promise<ExplainResponse>;
+    /**
+     * Runs a YAML policy test suite against the app's current policies.
+     * @example const r = await admin.policy.test(app.id, readFileSync("policy-tests.yaml", "utf8"))
+     */
+    test(appId: string, yaml: string): Promise<PolicyTestResult>;
   };
   tokens: {
     /**
@@ -67,6 +128,12 @@ export interface AdminClient {
      * @example await admin.tokens.revokeAll(appId)
      */
     revokeAll(appId: string): Promise<void>;
+    /**
+     * A fresh token for the same subject, labels and environment; more scope or a longer life
+     * than policy allows files an approval request instead (`approval_request_id`).
+     * @example const r = await admin.tokens.renew(appId, "tok_01…"); if ("token" in r) use(r.token)
+     */
+    renew(appId: string, tokenId: string, req?: RenewTokenRequest): Promise<RenewResult>;
   };
   keys: {
     /**
@@ -104,6 +171,67 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
         send(conn, { method: "POST", path: "/admin/v1/apps", body: req, parse: App }),
       get: async (id) =>
         send(conn, { method: "GET", path: `/admin/v1/apps/${segment(id, "app id")}`, parse: App }),
+      pause: async (id) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/apps/${segment(id, "app id")}/pause`,
+          parse: App,
+        }),
+      resume: async (id) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/apps/${segment(id, "app id")}/resume`,
+          parse: App,
+        }),
+      approvalRequests: async (id) =>
+        send(conn, {
+          method: "GET",
+          path: `/admin/v1/apps/${segment(id, "app id")}/approval-requests`,
+          parse: ApprovalRequestList,
+        }),
+    },
+    policy: {
+      blocks: () =>
+        send(conn, { method: "GET", path: "/admin/v1/policy/blocks", parse: PolicyBlockList }),
+      get: async (appId) =>
+        send(conn, {
+          method: "GET",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/policy`,
+          parse: AppPolicyView,
+        }),
+      setBlocks: async (appId, blocks) =>
+        send(conn, {
+          method: "PUT",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/policy/blocks`,
+          body: { blocks },
+          parse: AppPolicyView,
+        }),
+      addCustom: async (appId, policy) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/policy/custom`,
+          body: policy,
+          parse: AddCustomPolicyResult,
+        }),
+      removeCustom: async (appId, policyId) =>
+        send<void>(conn, {
+          method: "DELETE",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/policy/custom/${segment(policyId, "policy id")}`,
+        }),
+      explain: async (appId, req) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/policy/explain`,
+          body: req,
+          parse: ExplainResponse,
+        }),
+      test: async (appId, yaml) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/policy/test`,
+          text: { contentType: "application/yaml", content: yaml },
+          parse: PolicyTestResult,
+        }),
     },
     tokens: {
       create: async (appId, req) =>
@@ -128,6 +256,13 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
         send<void>(conn, {
           method: "DELETE",
           path: `/admin/v1/apps/${segment(appId, "app id")}/tokens`,
+        }),
+      renew: async (appId, tokenId, req = {}) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/apps/${segment(appId, "app id")}/tokens/${segment(tokenId, "token id")}/renew`,
+          body: req,
+          parse: RenewResult,
         }),
     },
     keys: {

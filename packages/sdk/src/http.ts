@@ -79,10 +79,12 @@ export function segment(id: string, what = "id"): string {
 
 /** One HTTP call: the path is already encoded; undefined query values are left out. */
 export interface Call<T> {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   query?: Record<string, string | number | undefined>;
   body?: unknown;
+  /** A body sent as is (e.g. a YAML policy suite), instead of JSON. */
+  text?: { contentType: string; content: string };
   /** The schema of the success body; absent when the success answer has no body (204). */
   parse?: Parser<T>;
 }
@@ -128,7 +130,10 @@ export async function send<T>(conn: Connection, call: Call<T>): Promise<T> {
     accept: "application/json",
   };
   let body: string | undefined;
-  if (call.body !== undefined) {
+  if (call.text) {
+    headers["content-type"] = call.text.contentType;
+    body = call.text.content;
+  } else if (call.body !== undefined) {
     headers["content-type"] = "application/json";
     body = JSON.stringify(call.body);
   }

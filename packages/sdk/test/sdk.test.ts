@@ -361,3 +361,53 @@ describe("sdk: token lifecycle and key rotation", () => {
     ).toBe("not_found");
   });
 });
+
+describe("sdk: policies, renewal and pause", () => {
+  const admin = () => createAdminClient({ baseUrl, token: ADMIN_TOKEN });
+
+  it("chooses blocks, explains a decision, runs a suite, renews and pauses", async () => {
+    const { items } = await admin().policy.blocks();
+    expect(items.map((b) => b.id)).toContain("prod-writes-only");
+    const app = await admin().apps.create({
+      name: "Policies",
+      template: "form-intake",
+      owners: ["o@example.org"],
+      payload_schema: { type: "object", properties: { t: { type: "string" } } },
+      environment: "prod",
+    });
+    expect(app.environment).toBe("prod");
+    const view = await admin().policy.setBlocks(app.id, ["owner-read", "owner-write", "read-only"]);
+    expect(view.blocks).toEqual(["owner-read", "owner-write", "read-only"]);
+    const why = await admin().policy.explain(app.id, {
+      principal: { sub: "alice", scopes: ["create"] },
+      action: "create",
+    });
+    expect(why).toMatchObject({ decision: "deny", determining_policies: [{ id: "read-only" }] });
+    const suite = await admin().policy.test(
+      app.id,
+      "principals: { a: { sub: a, scopes: [read] } }\nresources: { r: { owner: a } }\ntests: [{ name: own, principal: a, action: read, resource: r, expect: allow }]\n",
+    );
+    expect(suite).toMatchObject({ passed: 1, failed: 0 });
+    const bad = await apiError(admin().policy.addCustom(app.id, { id: "custom.x", cedar: "nope" }));
+    expect(bad.code).toBe("policy_invalid");
+
+    const issued = await admin().tokens.create(app.id, { subject: "alice", scopes: ["read"] });
+    expect(issued.environment).toBe("prod");
+    const renewed = await admin().tokens.renew(app.id, issued.token_id);
+    expect("token" in renewed && renewed.renewed_from).toBe(issued.token_id);
+    const pending = await admin().tokens.renew(app.id, issued.token_id, {
+      scopes: ["read", "delete"],
+    });
+    expect("approval_request_id" in pending).toBe(true);
+    expect((await admin().apps.approvalRequests(app.id)).items[0]?.kind).toBe("token_renewal");
+
+    expect((await admin().apps.pause(app.id)).status).toBe("paused");
+    const client = createAppClient({
+      baseUrl,
+      appId: app.id,
+      token: "token" in renewed ? renewed.token : "",
+    });
+    expect((await apiError(client.submissions.list())).code).toBe("app_paused");
+    expect((await admin().apps.resume(app.id)).status).toBe("active");
+  });
+});
