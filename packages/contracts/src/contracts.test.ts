@@ -60,3 +60,36 @@ describe("contracts", () => {
     expect(Object.keys(manifest.scopes).sort()).toEqual(Object.keys(FORM_INTAKE_SCOPES).sort());
   });
 });
+
+describe("bad tokens and policies (issue 3): each has its own code, a 401 or 403", () => {
+  // Each case is exercised over HTTP, on both datastores, in packages/server/test:
+  // gateway.test.ts, forged-tokens.test.ts, token-model.test.ts, revocation.test.ts,
+  // policy-api.test.ts. This table keeps the codes apart.
+  const CASES = {
+    "alg none": "token_alg_none",
+    "HS256 signed with the public key": "token_alg_not_allowed",
+    "an embedded jwk/jku/x5u header": "token_untrusted_header",
+    "an unknown kid": "token_kid_unknown",
+    "a bit-flipped signature": "token_signature_invalid",
+    "wrong aud (another app)": "token_wrong_app",
+    expired: "token_expired",
+    "nbf in the future": "token_not_yet_valid",
+    "missing exp": "token_exp_missing",
+    "exp beyond the maximum TTL": "token_ttl_exceeds_max",
+    "a revoked token": "token_revoked",
+    "a token of a paused app": "app_paused",
+    "scopes not in the template": "token_scope_unknown",
+    "a token passed in the query string": "token_in_query",
+  } as const;
+
+  it("no two cases share a code, and each is a 401 or a 403", () => {
+    const codes = Object.values(CASES);
+    expect(new Set(codes).size).toBe(codes.length);
+    for (const code of codes) expect([401, 403]).toContain(ERRORS[code].status);
+  });
+
+  it("a custom policy that does not parse or validate is its own code, not a token error", () => {
+    expect(ERRORS.policy_invalid.status).toBe(422);
+    expect(Object.values(CASES)).not.toContain("policy_invalid");
+  });
+});
