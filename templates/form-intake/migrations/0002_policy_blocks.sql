@@ -3,8 +3,8 @@
 --
 -- Each block's SQL predicate mirrors its Cedar policy (packages/server/src/modules/policy/
 -- blocks.ts); property tests prove they decide alike (test/policy-equivalence.test.ts).
--- Row-independent parts are wrapped in (SELECT ...) so PostgreSQL evaluates them once per query
--- (an InitPlan), not once per row.
+-- In the read policy, row-independent parts are wrapped in (SELECT ...) so PostgreSQL evaluates
+-- them once per query (an InitPlan), not once per row of a list.
 ALTER TABLE trellis.form_intake_submissions
   ADD COLUMN labels text[] NOT NULL DEFAULT '{}' CHECK (cardinality(labels) <= 8),
   ADD COLUMN reviewer_id text CHECK (length(reviewer_id) BETWEEN 1 AND 200);
@@ -50,39 +50,38 @@ CREATE POLICY submissions_read ON trellis.form_intake_submissions FOR SELECT TO 
         AND labels @> (SELECT trellis.claim_labels())))
   );
 
--- create: owner-write for "create"; no forbid block matches.
+-- create: owner-write for "create"; no forbid block matches. (No (SELECT ...) wrappers in the
+-- write policies: they check one row, where an InitPlan per term costs more than it saves.)
 CREATE POLICY submissions_create ON trellis.form_intake_submissions FOR INSERT TO trellis_gateway
   WITH CHECK (
-    app_id = (SELECT trellis.claim_app())
+    app_id = trellis.claim_app()
     -- owner-write (create)
-    AND (SELECT trellis.has_block('owner-write') AND trellis.has_scope('create'))
-    AND submitter_id = (SELECT trellis.claim_sub())
+    AND trellis.has_block('owner-write') AND trellis.has_scope('create')
+    AND submitter_id = trellis.claim_sub()
     -- read-only, prod-writes-only (forbid)
-    AND (SELECT NOT trellis.has_block('read-only'))
-    AND (SELECT NOT (trellis.has_block('prod-writes-only') AND trellis.claim_app_env() = 'prod'
-                     AND trellis.claim_env() IS DISTINCT FROM 'prod'))
+    AND NOT trellis.has_block('read-only')
+    AND NOT (trellis.has_block('prod-writes-only') AND trellis.claim_app_env() = 'prod'
+             AND trellis.claim_env() IS DISTINCT FROM 'prod')
     -- label-scoped (forbid)
-    AND ((SELECT NOT trellis.has_block('label-scoped'))
-      OR ((SELECT cardinality(trellis.claim_labels()) > 0)
-        AND labels @> (SELECT trellis.claim_labels())))
+    AND (NOT trellis.has_block('label-scoped')
+      OR (cardinality(trellis.claim_labels()) > 0 AND labels @> trellis.claim_labels()))
   );
 
 -- delete (a soft delete is an UPDATE; PostgreSQL also applies the read policy to it, so what
--- you cannot read you cannot delete: Cedar's side checks "read" too, see blocks.ts).
+-- you cannot read you cannot delete: Cedar's side checks "read" too, see app-policy.ts).
 CREATE POLICY submissions_soft_delete ON trellis.form_intake_submissions FOR UPDATE TO trellis_gateway
   USING (
-    app_id = (SELECT trellis.claim_app())
+    app_id = trellis.claim_app()
     -- owner-write (delete)
-    AND (SELECT trellis.has_block('owner-write') AND trellis.has_scope('delete'))
-    AND submitter_id = (SELECT trellis.claim_sub())
-    AND (SELECT NOT trellis.has_block('read-only'))
-    AND (SELECT NOT (trellis.has_block('prod-writes-only') AND trellis.claim_app_env() = 'prod'
-                     AND trellis.claim_env() IS DISTINCT FROM 'prod'))
-    AND ((SELECT NOT trellis.has_block('label-scoped'))
-      OR ((SELECT cardinality(trellis.claim_labels()) > 0)
-        AND labels @> (SELECT trellis.claim_labels())))
+    AND trellis.has_block('owner-write') AND trellis.has_scope('delete')
+    AND submitter_id = trellis.claim_sub()
+    AND NOT trellis.has_block('read-only')
+    AND NOT (trellis.has_block('prod-writes-only') AND trellis.claim_app_env() = 'prod'
+             AND trellis.claim_env() IS DISTINCT FROM 'prod')
+    AND (NOT trellis.has_block('label-scoped')
+      OR (cardinality(trellis.claim_labels()) > 0 AND labels @> trellis.claim_labels()))
   )
-  WITH CHECK (app_id = (SELECT trellis.claim_app()));
+  WITH CHECK (app_id = trellis.claim_app());
 
 -- ── gateway operations, now with every claim ──────────────────────────────────────────────
 -- ctx: {app_id, sub, scopes, labels, env, app_env, blocks (space-separated), token_id,
