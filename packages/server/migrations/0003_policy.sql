@@ -56,6 +56,24 @@ CREATE FUNCTION trellis.claim_app_env() RETURNS text LANGUAGE sql STABLE
 CREATE FUNCTION trellis.has_block(block text) RETURNS boolean LANGUAGE sql STABLE
   AS $$ SELECT coalesce(block = ANY (string_to_array(nullif(current_setting('trellis.blocks', true), ''), ' ')), false) $$;
 
+-- The write side of the policy blocks, shared by every template's write policies (plain SQL
+-- functions: the planner inlines them into the policy, so they cost what the expression does).
+-- owner-write: the caller holds the action's scope and owns the row.
+CREATE FUNCTION trellis.owner_may_write(action text, owner text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT trellis.has_block('owner-write') AND trellis.has_scope(action)
+         AND owner = trellis.claim_sub()
+$$;
+-- read-only, prod-writes-only and label-scoped: no forbid block stops a write of this row.
+CREATE FUNCTION trellis.no_write_forbid(row_labels text[]) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT NOT trellis.has_block('read-only')
+     AND NOT (trellis.has_block('prod-writes-only') AND trellis.claim_app_env() = 'prod'
+              AND trellis.claim_env() IS DISTINCT FROM 'prod')
+     AND (NOT trellis.has_block('label-scoped')
+          OR (cardinality(trellis.claim_labels()) > 0 AND row_labels @> trellis.claim_labels()))
+$$;
+
 -- Sets every claim of a governed request, transaction-local. Template gateway functions inline
 -- the same set_config calls on their hottest paths; this is for the rest.
 CREATE FUNCTION trellis.set_claims(ctx jsonb) RETURNS void LANGUAGE sql AS $$

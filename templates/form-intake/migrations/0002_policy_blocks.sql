@@ -50,21 +50,14 @@ CREATE POLICY submissions_read ON trellis.form_intake_submissions FOR SELECT TO 
         AND labels @> (SELECT trellis.claim_labels())))
   );
 
--- create: owner-write for "create"; no forbid block matches. (No (SELECT ...) wrappers in the
--- write policies: they check one row, where an InitPlan per term costs more than it saves.)
+-- create: owner-write for "create", and no forbid block stops it (trellis.owner_may_write and
+-- trellis.no_write_forbid are in the core migrations; the planner inlines them). No (SELECT ...)
+-- wrappers in the write policies: they check one row, where an InitPlan per term costs more.
 CREATE POLICY submissions_create ON trellis.form_intake_submissions FOR INSERT TO trellis_gateway
   WITH CHECK (
     app_id = trellis.claim_app()
-    -- owner-write (create)
-    AND trellis.has_block('owner-write') AND trellis.has_scope('create')
-    AND submitter_id = trellis.claim_sub()
-    -- read-only, prod-writes-only (forbid)
-    AND NOT trellis.has_block('read-only')
-    AND NOT (trellis.has_block('prod-writes-only') AND trellis.claim_app_env() = 'prod'
-             AND trellis.claim_env() IS DISTINCT FROM 'prod')
-    -- label-scoped (forbid)
-    AND (NOT trellis.has_block('label-scoped')
-      OR (cardinality(trellis.claim_labels()) > 0 AND labels @> trellis.claim_labels()))
+    AND trellis.owner_may_write('create', submitter_id)
+    AND trellis.no_write_forbid(labels)
   );
 
 -- delete (a soft delete is an UPDATE; PostgreSQL also applies the read policy to it, so what
@@ -72,14 +65,8 @@ CREATE POLICY submissions_create ON trellis.form_intake_submissions FOR INSERT T
 CREATE POLICY submissions_soft_delete ON trellis.form_intake_submissions FOR UPDATE TO trellis_gateway
   USING (
     app_id = trellis.claim_app()
-    -- owner-write (delete)
-    AND trellis.has_block('owner-write') AND trellis.has_scope('delete')
-    AND submitter_id = trellis.claim_sub()
-    AND NOT trellis.has_block('read-only')
-    AND NOT (trellis.has_block('prod-writes-only') AND trellis.claim_app_env() = 'prod'
-             AND trellis.claim_env() IS DISTINCT FROM 'prod')
-    AND (NOT trellis.has_block('label-scoped')
-      OR (cardinality(trellis.claim_labels()) > 0 AND labels @> trellis.claim_labels()))
+    AND trellis.owner_may_write('delete', submitter_id)
+    AND trellis.no_write_forbid(labels)
   )
   WITH CHECK (app_id = trellis.claim_app());
 

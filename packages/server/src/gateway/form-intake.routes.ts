@@ -24,10 +24,19 @@ import {
   type GatewayCtx,
   getSubmission,
   listSubmissions,
+  type SubmissionRecord,
 } from "./form-intake.repo";
 import { principalOf } from "./principal";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A stored submission as the record Cedar decides on. */
+const asResource = (r: SubmissionRecord) => ({
+  id: r.submission.id,
+  owner: r.owner,
+  labels: r.labelSet,
+  reviewer: r.reviewer,
+});
 
 /** The gateway routes of the form-intake template. Auth (token, app, scope) ran in onRequest. */
 export const formIntakeRoutes: FastifyPluginAsyncZod<{
@@ -154,13 +163,7 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
       // can only narrow, so a page may come back short; the cursor still moves on).
       if (governed.policy.customIds.length > 0) {
         records = records.filter(
-          (r) =>
-            decideOn(req.trellis, "read", {
-              id: r.submission.id,
-              owner: r.owner,
-              labels: r.labelSet,
-              reviewer: r.reviewer,
-            }).decision === "allow",
+          (r) => decideOn(req.trellis, "read", asResource(r)).decision === "allow",
         );
       }
       // Reads are audited through the group commit: durable before the response leaves.
@@ -183,12 +186,7 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
       const found = await getSubmission(db, ctxOf(req.trellis), req.params.id);
       if (!found) throw new TrellisError("not_found"); // audited as a denial by the error handler
       // Row-level security let it through; Cedar names the policies (and checks custom ones).
-      const d = decideOn(req.trellis, "read", {
-        id: found.submission.id,
-        owner: found.owner,
-        labels: found.labelSet,
-        reviewer: found.reviewer,
-      });
+      const d = decideOn(req.trellis, "read", asResource(found));
       req.trellis.policyIds = d.policyIds;
       if (d.decision !== "allow") throw new TrellisError("not_found"); // hidden, like RLS hides
       await audit.record(auditContext(req.trellis), {
@@ -212,12 +210,7 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
       // policies, custom ones included; the delete itself runs under RLS again.
       const found = await getSubmission(db, ctxOf(req.trellis), req.params.id);
       if (!found) throw new TrellisError("not_found");
-      const d = decideOn(req.trellis, "delete", {
-        id: found.submission.id,
-        owner: found.owner,
-        labels: found.labelSet,
-        reviewer: found.reviewer,
-      });
+      const d = decideOn(req.trellis, "delete", asResource(found));
       req.trellis.policyIds = d.policyIds;
       if (d.decision !== "allow") throw new TrellisError("policy_denied");
       const deleted = await deleteSubmission(db, ctxOf(req.trellis, d.policyIds), req.params.id);
