@@ -161,3 +161,53 @@ describeOnPostgres("revocation across servers sharing one PostgreSQL", () => {
     }
   });
 });
+
+describeOnPostgres("the shared LISTEN connection", () => {
+  it("uses one connection for every channel, and reconnects when it is killed", async () => {
+    const a = await startTestApp("postgres");
+    const second = await startSecondServer(a);
+    try {
+      const db = new URL(a.url as string).pathname.slice(1);
+      const listeners = async () =>
+        (
+          await a.db.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN %'",
+            [db],
+          )
+        ).rows;
+      // Two servers, three channels each (revocations, keys, apps): two connections.
+      expect((await listeners()).length).toBe(2);
+      for (const { pid } of await listeners())
+        await a.db.query("SELECT pg_terminate_backend($1)", [pid]);
+
+      const appId = await createApp(a);
+      const token = await issueToken(a, appId, "roamer", ["read"]);
+      const onB = () =>
+        second.app.inject({
+          method: "GET",
+          url: `/api/v1/apps/${appId}/submissions`,
+          headers: { authorization: `Bearer ${token}` },
+        });
+      expect((await onB()).statusCode).toBe(200);
+      // Give the listeners their one-second reconnect, then a revocation must arrive by NOTIFY
+      // (well before the 5 s reload would have found it).
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await listeners()).length).toBe(2);
+      const jti = jwtPart(token, "payload").jti;
+      expect(
+        (await a.call({ method: "DELETE", url: `/admin/v1/apps/${appId}/tokens/${jti}` })).status,
+      ).toBe(204);
+      const started = Date.now();
+      let status = 200;
+      while (Date.now() - started < 1000) {
+        status = (await onB()).statusCode;
+        if (status === 401) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(status).toBe(401);
+    } finally {
+      await second.close();
+      await a.close();
+    }
+  });
+});

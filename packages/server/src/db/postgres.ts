@@ -49,6 +49,7 @@ export async function openPostgres(
   const probe = await pool.connect(); // fail fast with a clear error if unreachable
   probe.release();
   const base = wrap(pool);
+  const listener = sharedListener(url, onError);
   return {
     kind: "postgres",
     ...base,
@@ -70,19 +71,84 @@ export async function openPostgres(
         client.release(broken);
       }
     },
-    async listen(channel, onMessage) {
-      if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
-      const client = new pg.Client({ connectionString: url });
-      client.on("error", onError);
-      client.on("notification", (m) => {
-        if (m.channel === channel) onMessage(m.payload ?? "");
+    listen: (channel, onMessage) => listener.listen(channel, onMessage),
+    close: async () => {
+      await listener.close();
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * One dedicated connection per process for every LISTEN channel (revocations, keys, apps), not
+ * one each. If it breaks, it reconnects after a second and listens again; what was notified
+ * meanwhile is lost, which is why every listener also reloads periodically.
+ */
+function sharedListener(url: string, onError: (err: Error) => void) {
+  const handlers = new Map<string, Set<(payload: string) => void>>();
+  let client: pg.Client | undefined;
+  let connecting: Promise<pg.Client> | undefined;
+  let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const connect = (): Promise<pg.Client> => {
+    connecting ??= (async () => {
+      const c = new pg.Client({ connectionString: url });
+      c.on("notification", (m) => {
+        for (const h of handlers.get(m.channel) ?? []) h(m.payload ?? "");
       });
-      await client.connect();
-      await client.query(`LISTEN ${channel}`);
+      const lost = (err?: Error) => {
+        if (err) onError(err);
+        if (client !== c) return;
+        client = undefined;
+        connecting = undefined;
+        if (!closed && handlers.size > 0) {
+          retry = setTimeout(() => void connect().catch(lost), 1000);
+          retry.unref();
+        }
+      };
+      c.on("error", lost);
+      c.on("end", () => lost());
+      try {
+        await c.connect();
+        for (const channel of handlers.keys()) await c.query(`LISTEN ${channel}`);
+      } catch (err) {
+        connecting = undefined;
+        await c.end().catch(() => {});
+        throw err;
+      }
+      client = c;
+      return c;
+    })();
+    return connecting;
+  };
+
+  return {
+    async listen(channel: string, onMessage: (payload: string) => void) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
+      let set = handlers.get(channel);
+      const first = !set;
+      if (!set) {
+        set = new Set();
+        handlers.set(channel, set);
+      }
+      set.add(onMessage);
+      const c = client ?? (await connect());
+      // LISTEN twice is harmless: a fresh connection already listened to every channel.
+      if (first) await c.query(`LISTEN ${channel}`);
       return async () => {
-        await client.end().catch(() => {});
+        set.delete(onMessage);
+        if (set.size > 0) return;
+        handlers.delete(channel);
+        await client?.query(`UNLISTEN ${channel}`).catch(() => {});
       };
     },
-    close: () => pool.end(),
+    async close() {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => {});
+    },
   };
 }
