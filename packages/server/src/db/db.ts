@@ -22,7 +22,9 @@ export interface Db extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /**
    * LISTEN on a channel (a fixed identifier from our code, never user input); resolves with the
-   * function that stops listening. PostgreSQL: a dedicated connection; PGlite: in-process.
+   * function that stops listening. PostgreSQL: one connection per process shared by every
+   * channel, reconnected a second after it breaks (notifications meanwhile are lost, so callers
+   * also reload periodically); PGlite: in-process.
    */
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
