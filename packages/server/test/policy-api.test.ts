@@ -149,6 +149,29 @@ describe.each(DATASTORES)("policy blocks, custom policies and explain on %s", (k
     expect(titles(await t.call({ method: "GET", url: sub(app), token }))).toEqual(["before"]);
   });
 
+  it("admin-read: a key with only admin:read reads every record; without the block it reads nothing", async () => {
+    const app = await createApp(t, "Support", {
+      policy_blocks: ["owner-read", "owner-write", "admin-read"],
+    });
+    const alice = await issueToken(t, app, "alice", ["create", "read"]);
+    const bob = await issueToken(t, app, "bob", ["create", "read"]);
+    await submit(app, alice, { payload: { title: "a" } });
+    await submit(app, bob, { payload: { title: "b" } });
+    const support = await issueToken(t, app, "support", ["admin:read"]);
+    const listed = await t.call({ method: "GET", url: sub(app), token: support });
+    expect(listed.status).toBe(200);
+    expect(titles(listed)).toEqual(["a", "b"]);
+    expect((await auditFor(t.db, listed.headers["x-request-id"] as string))[0]?.policy_ids).toEqual(
+      ["admin-read", "owner-read"],
+    );
+    await t.call({
+      method: "PUT",
+      url: `/admin/v1/apps/${app}/policy/blocks`,
+      body: { blocks: ["owner-read", "owner-write"] },
+    });
+    expect(titles(await t.call({ method: "GET", url: sub(app), token: support }))).toEqual([]);
+  });
+
   it("prod-writes-only: in a prod app a dev key reads but cannot write; a prod key writes", async () => {
     const app = await createApp(t, "Prod", {
       environment: "prod",

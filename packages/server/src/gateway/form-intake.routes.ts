@@ -135,7 +135,11 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
         querystring: ListSubmissionsQuery,
         response: { 200: SubmissionPage },
       },
-      config: { action: "submission.list", resourceType, anyScope: ["read", "read:all"] },
+      config: {
+        action: "submission.list",
+        resourceType,
+        anyScope: ["read", "read:all", "admin:read"],
+      },
     },
     async (req) => {
       const { limit, cursor, form_id } = req.query;
@@ -180,7 +184,11 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
     "/apps/:app/submissions/:id",
     {
       schema: { params: SubmissionParams, response: { 200: Submission } },
-      config: { action: "submission.get", resourceType, anyScope: ["read", "read:all"] },
+      config: {
+        action: "submission.get",
+        resourceType,
+        anyScope: ["read", "read:all", "admin:read"],
+      },
     },
     async (req) => {
       const found = await getSubmission(db, ctxOf(req.trellis), req.params.id);
