@@ -20,6 +20,7 @@ import { auditService } from "./modules/audit/audit.service";
 import { loadCatalog } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
 import { PolicyEngine } from "./modules/policy/engine";
+import { activeCustomPolicies } from "./modules/policy/policy.repo";
 import { policyRoutes } from "./modules/policy/policy.routes";
 import { policyService } from "./modules/policy/policy.service";
 import { loadSigningKeys, resolveMasterKey } from "./modules/tokens/keys";
@@ -72,7 +73,14 @@ export async function buildApp({
   });
   const engine = new PolicyEngine();
   for (const t of catalog.values()) engine.addTemplate(t.summary.id, t.actions);
-  const apps = appsService({ db, catalog, clock, audit, engine });
+  const apps = appsService({
+    db,
+    catalog,
+    clock,
+    audit,
+    engine,
+    activeCustomPolicies: (appId) => activeCustomPolicies(db, appId),
+  });
   await apps.start();
   const revocations = revocationsService({ db, clock, audit });
   await revocations.start();

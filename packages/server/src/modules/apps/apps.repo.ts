@@ -101,21 +101,3 @@ export async function updateGovernance(
   );
   return rows[0] && toStored(rows[0]);
 }
-
-export interface CustomPolicyRow {
-  id: string;
-  effect: "permit" | "forbid";
-  cedar: string;
-  status: "active" | "pending_approval" | "removed";
-  created_at: Date;
-  created_by: string;
-}
-
-export async function customPolicies(q: Queryable, appId: string): Promise<CustomPolicyRow[]> {
-  const { rows } = await q.query<CustomPolicyRow>(
-    `SELECT id, effect, cedar, status, created_at, created_by FROM trellis.custom_policies
-      WHERE app_id = $1 ORDER BY id`,
-    [appId],
-  );
-  return rows;
-}

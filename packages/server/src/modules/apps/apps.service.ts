@@ -8,7 +8,7 @@ import type { Catalog, Template } from "../catalog/catalog";
 import { type AppPolicy, type CustomPolicy, compileAppPolicy } from "../policy/app-policy";
 import { type BlockId, blockById } from "../policy/blocks";
 import type { PolicyEngine } from "../policy/engine";
-import { customPolicies, findApp, govVersions, insertApp, updateGovernance } from "./apps.repo";
+import { findApp, govVersions, insertApp, updateGovernance } from "./apps.repo";
 import {
   checkPayloadSchema,
   compilePayloadValidator,
@@ -30,6 +30,8 @@ interface Deps {
   clock: Clock;
   audit: Pick<AuditService, "record">;
   engine: PolicyEngine;
+  /** The app's active custom policies (owned by the policy room). */
+  activeCustomPolicies: (appId: string) => Promise<CustomPolicy[]>;
   /** Safety net behind NOTIFY: how often cached apps are checked against the database. */
   refreshMs?: number;
 }
@@ -40,7 +42,15 @@ export const APPS_CHANNEL = "trellis_apps";
 /** A step run inside the pause transaction (revoking the app's tokens); returns what to apply after commit. */
 export type InPauseTx = (tx: Queryable, now: Date) => Promise<() => void>;
 
-export const appsService = ({ db, catalog, clock, audit, engine, refreshMs = 5000 }: Deps) => {
+export const appsService = ({
+  db,
+  catalog,
+  clock,
+  audit,
+  engine,
+  activeCustomPolicies,
+  refreshMs = 5000,
+}: Deps) => {
   const governed = new Map<string, GovernedApp>();
   const loading = new Map<string, Promise<GovernedApp | undefined>>();
   let stopListening = async () => {};
@@ -113,9 +123,7 @@ export const appsService = ({ db, catalog, clock, audit, engine, refreshMs = 500
     const found = await findApp(db, id);
     const template = found && catalog.get(found.app.template);
     if (!found || !template) return undefined;
-    const customs: CustomPolicy[] = (await customPolicies(db, id))
-      .filter((c) => c.status === "active")
-      .map((c) => ({ id: c.id, effect: c.effect, cedar: c.cedar }));
+    const customs = await activeCustomPolicies(id);
     const policy = compileAppPolicy(engine, {
       appId: id,
       templateId: template.summary.id,

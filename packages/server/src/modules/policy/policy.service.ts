@@ -10,13 +10,13 @@ import type { Clock } from "../../lib/clock";
 import { TrellisError } from "../../lib/errors";
 import { newId } from "../../lib/ids";
 import { labelsToSet, setToLabels } from "../../lib/labels";
-import { customPolicies } from "../apps/apps.repo";
 import type { AppsService, GovernedApp } from "../apps/apps.service";
 import type { AuditContext, AuditService } from "../audit/audit.service";
 import type { TokensService } from "../tokens/tokens.service";
 import { compileAppPolicy, decide } from "./app-policy";
 import { blockById } from "./blocks";
 import type { PolicyEngine, Principal, RecordResource } from "./engine";
+import { customPolicies } from "./policy.repo";
 import { rowFilterSql } from "./row-filter";
 import { parseSuite, runSuite } from "./suite";
 
