@@ -1,12 +1,15 @@
-import { describeConfig, startServer } from "@trellis/server";
+import { checkTemplateDir, describeConfig, startServer } from "@trellis/server";
 import { CLIENT_COMMANDS, type ClientCommand, DEFAULT_URL, runClientCommand } from "./commands";
-import { HelpRequested, PolicyTestsFailed, printError, UsageError } from "./output";
+import { clean, HelpRequested, PolicyTestsFailed, printError, UsageError } from "./output";
 
 export const USAGE = `Usage: trellis <command> [options]
 
 Server:
   start     Start the server (embedded database unless DATABASE_URL is set)
   config    Show every setting, its default and its current value
+  template check DIR
+            Check a template folder offline: its manifest against templates/manifest.schema.json,
+            then its migrations on a scratch database (app_id, FORCE RLS, bounded text, …)
 
 Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
   templates [--json]
@@ -82,6 +85,8 @@ export async function run(
       }
       return 0;
     }
+    case "template":
+      return template(args);
     case "help":
     case "--help":
     case "-h":
@@ -114,6 +119,24 @@ async function client(
     printError(err, env.TRELLIS_URL || DEFAULT_URL);
     return 1;
   }
+}
+
+/** `trellis template check DIR`: 0 when the template is sound, 1 with every problem listed. */
+async function template(args: string[]): Promise<number> {
+  const [sub, dir, ...extra] = args;
+  if (sub !== "check" || !dir || extra.length > 0) {
+    process.stderr.write(`trellis template: use \`trellis template check DIR\`\n\n${USAGE}`);
+    return 2;
+  }
+  const problems = await checkTemplateDir(dir);
+  if (problems.length === 0) {
+    process.stdout.write(`${clean(dir)}: ok\n`);
+    return 0;
+  }
+  for (const p of problems)
+    process.stderr.write(`${clean(p.file)} ${clean(p.path)}: ${clean(p.message)}\n`);
+  process.stderr.write(`${problems.length} problem${problems.length === 1 ? "" : "s"}\n`);
+  return 1;
 }
 
 async function start(env: Record<string, string | undefined>): Promise<number> {

@@ -586,3 +586,25 @@ tests: [{ name: wrong, principal: hr, action: read, resource: it-row, expect: al
     expect(JSON.parse(resumed.stdout).status).toBe("active");
   });
 });
+
+describe("trellis template check", () => {
+  it("passes form-intake (exit 0) and names a broken template's problem (exit 1)", async () => {
+    const { cpSync, mkdtempSync, writeFileSync: write } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const here = new URL("../../../templates/form-intake", import.meta.url).pathname;
+    const ok = await cli(["template", "check", here]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(": ok");
+    const dir = join(mkdtempSync(join(tmpdir(), "trellis-cli-tpl-")), "form-intake");
+    cpSync(here, dir, { recursive: true });
+    write(
+      join(dir, "migrations", "0099_bad.sql"),
+      "ALTER TABLE trellis.form_intake_submissions ADD COLUMN note text;",
+    );
+    const bad = await cli(["template", "check", dir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("column note is unbounded text");
+    expect(bad.stderr).toContain("1 problem");
+    expect((await cli(["template", "lint", dir])).code).toBe(2);
+  }, 30_000);
+});

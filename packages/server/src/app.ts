@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Config } from "./config/config";
 import type { Db } from "./db/db";
-import { migrate } from "./db/migrate";
+import { CORE_MIGRATIONS, migrate } from "./db/migrate";
 import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { adminAuth } from "./http/admin-auth";
@@ -17,8 +17,9 @@ import { appsRoutes } from "./modules/apps/apps.routes";
 import { appsService } from "./modules/apps/apps.service";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { auditService } from "./modules/audit/audit.service";
-import { loadCatalog } from "./modules/catalog/catalog";
+import { loadCatalog, TemplateError } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
+import { checkTables } from "./modules/catalog/template-check";
 import { PolicyEngine } from "./modules/policy/engine";
 import { activeCustomPolicies } from "./modules/policy/policy.repo";
 import { policyRoutes } from "./modules/policy/policy.routes";
@@ -29,7 +30,7 @@ import { revocationsService } from "./modules/tokens/revocations";
 import { tokensRoutes } from "./modules/tokens/tokens.routes";
 import { tokensService } from "./modules/tokens/tokens.service";
 
-export const CORE_MIGRATIONS = fileURLToPath(new URL("../migrations", import.meta.url));
+export { CORE_MIGRATIONS };
 export const TEMPLATES_DIR = fileURLToPath(new URL("../../../templates", import.meta.url));
 
 export interface AppDeps {
@@ -38,6 +39,8 @@ export interface AppDeps {
   clock?: Clock;
   /** Receives a newly generated admin token, once. */
   announceAdminToken?: (token: string) => void;
+  /** Where the template catalog is read from (tests point it elsewhere). */
+  templatesDir?: string;
   /** Benchmarks only: switch off the per-token verification cache to measure what it saves. */
   tuning?: { tokenVerifyCache?: boolean };
 }
@@ -52,8 +55,9 @@ export async function buildApp({
   clock = systemClock,
   announceAdminToken = () => {},
   tuning = {},
+  templatesDir = TEMPLATES_DIR,
 }: AppDeps): Promise<FastifyInstance> {
-  const catalog = loadCatalog(TEMPLATES_DIR);
+  const catalog = loadCatalog(templatesDir);
   await migrate(db, [
     { scope: "core", dir: CORE_MIGRATIONS },
     ...[...catalog.values()].map((t) => ({
@@ -61,6 +65,12 @@ export async function buildApp({
       dir: t.migrationsDir,
     })),
   ]);
+  // A template whose tables break the safety rules (no app_id, RLS not forced, unbounded text)
+  // stops start-up, after its migrations ran, with every problem named.
+  const tableProblems = [];
+  for (const t of catalog.values())
+    tableProblems.push(...(await checkTables(db, t.manifest, t.migrationsDir)));
+  if (tableProblems.length > 0) throw new TemplateError(tableProblems);
 
   const audit = auditService({ db, clock });
   const creds = await loadAdminCredentials(db, clock, config.adminToken, announceAdminToken);

@@ -1,3 +1,5 @@
 export { buildApp } from "./app";
 export { type Config, ConfigError, describeConfig, parseConfig } from "./config/config";
 export { type Running, startServer } from "./main";
+export { TemplateError, type TemplateProblem } from "./modules/catalog/catalog";
+export { checkTemplateDir } from "./modules/catalog/template-check";

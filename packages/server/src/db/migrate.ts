@@ -1,7 +1,11 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Db } from "./db";
+
+/** The core schema's migrations (roles, claims helpers, control tables, the audit log). */
+export const CORE_MIGRATIONS = fileURLToPath(new URL("../../migrations", import.meta.url));
 
 export interface MigrationSource {
   /** `core` or `template:<id>`: names are unique within a scope. */

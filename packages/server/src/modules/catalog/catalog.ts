@@ -1,39 +1,31 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TemplateSummary } from "@trellis/contracts";
-import { z } from "zod";
+import { Ajv } from "ajv";
 import { BLOCK_IDS, type BlockId, type TemplateActions } from "../policy/blocks";
 import type { RecordColumns } from "../policy/row-filter";
 
-const Manifest = z.strictObject({
-  id: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/),
-  version: z.number().int().min(1),
-  title: z.string().min(1).max(100),
-  description: z.string().min(1).max(2000),
-  retention_days_default: z.number().int().min(1).max(3650),
-  scopes: z.record(z.string().regex(/^[a-z]+(:[a-z]+)?$/), z.string().min(1)),
-  resources: z.array(z.strictObject({ name: z.string(), operations: z.array(z.string()) })).min(1),
-  /** Cedar actions: each is also the scope a token needs for it. */
-  actions: z.strictObject({
-    read: z.array(z.string()).min(1),
-    write: z.array(z.string()),
-    creates: z.array(z.string()),
-  }),
-  default_policy_blocks: z.array(z.enum(BLOCK_IDS as [BlockId, ...BlockId[]])).min(1),
-  /** Where records keep what policy blocks look at (explain spells out the filter with these). */
-  records: z.strictObject({
-    table: z.string().regex(/^trellis\.[a-z_]+$/),
-    owner: z.string().regex(/^[a-z_]+$/),
-    labels: z.string().regex(/^[a-z_]+$/),
-    reviewer: z
-      .string()
-      .regex(/^[a-z_]+$/)
-      .nullable(),
-  }),
-});
+/** A manifest as templates/manifest.schema.json describes it. */
+export interface Manifest {
+  id: string;
+  version: number;
+  title: string;
+  description: string;
+  retention_days_default: number;
+  scopes: Record<string, string>;
+  resources: Array<{ name: string; operations: Record<string, string> }>;
+  actions: TemplateActions;
+  default_policy_blocks: string[];
+  records: RecordColumns;
+  tables: string[];
+  state_machine?: { states: string[]; initial: string; transitions: Record<string, string[]> };
+  cost_card: { bytes_per_record: number; notes: string };
+}
 
 export interface Template {
   summary: TemplateSummary;
+  manifest: Manifest;
   scopes: ReadonlySet<string>;
   actions: TemplateActions;
   defaultBlocks: readonly BlockId[];
@@ -43,46 +35,147 @@ export interface Template {
 
 export type Catalog = ReadonlyMap<string, Template>;
 
+/** One thing wrong with a template: where (file and JSON pointer or SQL object) and what. */
+export interface TemplateProblem {
+  file: string;
+  path: string;
+  message: string;
+}
+
+export class TemplateError extends Error {
+  constructor(readonly problems: TemplateProblem[]) {
+    super(
+      `Invalid template:\n${problems.map((p) => `  - ${p.file} ${p.path}: ${p.message}`).join("\n")}`,
+    );
+    this.name = "TemplateError";
+  }
+}
+
+/** The manifests' own JSON Schema, beside the templates it describes. */
+export const MANIFEST_SCHEMA = fileURLToPath(
+  new URL("../../../../../templates/manifest.schema.json", import.meta.url),
+);
+
+let validator: ReturnType<Ajv["compile"]> | undefined;
+const validateManifest = () => {
+  validator ??= new Ajv({ allErrors: true, strict: true }).compile(
+    JSON.parse(readFileSync(MANIFEST_SCHEMA, "utf8")),
+  );
+  return validator;
+};
+
 /**
- * Reads every `templates/<id>/manifest.json`. A malformed manifest stops start-up with the
- * template's folder named. (The full manifest format and `trellis template check` come with
- * the catalog issue; this reads the fields the foundation needs.)
+ * Checks one template folder's manifest: its JSON Schema (templates/manifest.schema.json), then
+ * the rules a schema cannot say: the id is the folder's name, every operation needs a declared
+ * scope, every action is a scope, blocks exist and fit the template, the record table is one
+ * of its tables, the state machine is closed, migrations exist. Returns every problem found.
+ */
+export function checkManifest(dir: string): { manifest?: Manifest; problems: TemplateProblem[] } {
+  const file = join(dir, "manifest.json");
+  const at = (path: string, message: string): TemplateProblem => ({ file, path, message });
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    const message = (err as NodeJS.ErrnoException).code === "ENOENT" ? "is missing" : "is not JSON";
+    return { problems: [at("/", message)] };
+  }
+  const validate = validateManifest();
+  if (!validate(doc)) {
+    return {
+      problems: (validate.errors ?? []).map((e) =>
+        at(
+          e.instancePath || "/",
+          `${e.message ?? "is invalid"}${e.keyword === "additionalProperties" ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ""}`,
+        ),
+      ),
+    };
+  }
+  const m = doc as Manifest;
+  const problems: TemplateProblem[] = [];
+  const folder = basename(resolve(dir));
+  if (m.id !== folder) problems.push(at("/id", `is "${m.id}" but the folder is "${folder}"`));
+  for (const [i, r] of m.resources.entries()) {
+    for (const [op, scope] of Object.entries(r.operations)) {
+      if (!(scope in m.scopes))
+        problems.push(
+          at(
+            `/resources/${i}/operations/${op}`,
+            `needs scope "${scope}", which the template does not declare`,
+          ),
+        );
+    }
+  }
+  for (const kind of ["read", "write", "creates"] as const) {
+    for (const a of m.actions[kind]) {
+      if (!(a in m.scopes))
+        problems.push(at(`/actions/${kind}`, `action "${a}" has no scope of its name`));
+    }
+  }
+  for (const a of m.actions.creates) {
+    if (!m.actions.write.includes(a))
+      problems.push(at("/actions/creates", `"${a}" is not a write action`));
+  }
+  for (const b of m.default_policy_blocks) {
+    if (!(BLOCK_IDS as readonly string[]).includes(b))
+      problems.push(at("/default_policy_blocks", `no policy block "${b}"`));
+    if (b === "assigned-reviewer" && !m.records.reviewer)
+      problems.push(at("/default_policy_blocks", "assigned-reviewer needs records.reviewer"));
+  }
+  if (!m.tables.includes(m.records.table))
+    problems.push(at("/records/table", `"${m.records.table}" is not one of the template's tables`));
+  const sm = m.state_machine;
+  if (sm) {
+    if (!sm.states.includes(sm.initial))
+      problems.push(at("/state_machine/initial", "is not a state"));
+    for (const [from, tos] of Object.entries(sm.transitions)) {
+      for (const s of [from, ...tos]) {
+        if (!sm.states.includes(s))
+          problems.push(at(`/state_machine/transitions/${from}`, `"${s}" is not a state`));
+      }
+    }
+  }
+  const migrations = join(dir, "migrations");
+  if (!existsSync(migrations) || !readdirSync(migrations).some((f) => f.endsWith(".sql")))
+    problems.push({ file: migrations, path: "/", message: "has no .sql migration" });
+  return problems.length > 0 ? { problems } : { manifest: m, problems };
+}
+
+export function toTemplate(dir: string, m: Manifest): Template {
+  return {
+    summary: {
+      id: m.id,
+      version: m.version,
+      title: m.title,
+      description: m.description,
+      retention_days_default: m.retention_days_default,
+      scopes: Object.entries(m.scopes).map(([name, description]) => ({ name, description })),
+      resources: m.resources.map((r) => ({ name: r.name, operations: Object.keys(r.operations) })),
+    },
+    manifest: m,
+    scopes: new Set(Object.keys(m.scopes)),
+    actions: m.actions,
+    defaultBlocks: m.default_policy_blocks as BlockId[],
+    records: m.records,
+    migrationsDir: join(dir, "migrations"),
+  };
+}
+
+/**
+ * Reads every `templates/<id>/manifest.json` and checks it (checkManifest). Any problem in any
+ * template stops start-up, with every problem listed. The SQL side (app_id, FORCE RLS, bounded
+ * text) is checked after migrations, by template-check.ts.
  */
 export function loadCatalog(templatesDir: string): Catalog {
   const out = new Map<string, Template>();
+  const problems: TemplateProblem[] = [];
   for (const entry of readdirSync(templatesDir).sort()) {
     const dir = join(templatesDir, entry);
     if (!statSync(dir).isDirectory()) continue;
-    const parsed = Manifest.safeParse(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
-    if (!parsed.success) {
-      throw new Error(`Template ${dir}/manifest.json is invalid: ${parsed.error.message}`);
-    }
-    const m = parsed.data;
-    if (m.id !== entry) throw new Error(`Template folder ${entry} holds manifest id ${m.id}`);
-    const actionNames = [...m.actions.read, ...m.actions.write];
-    const missing = actionNames.filter((a) => !(a in m.scopes));
-    const strayCreates = m.actions.creates.filter((a) => !m.actions.write.includes(a));
-    if (missing.length > 0 || strayCreates.length > 0) {
-      throw new Error(
-        `Template ${dir}/manifest.json: every action needs a scope of its name (${missing.join(", ") || "ok"}) and every "creates" action must be a write (${strayCreates.join(", ") || "ok"})`,
-      );
-    }
-    out.set(m.id, {
-      summary: {
-        id: m.id,
-        version: m.version,
-        title: m.title,
-        description: m.description,
-        retention_days_default: m.retention_days_default,
-        scopes: Object.entries(m.scopes).map(([name, description]) => ({ name, description })),
-        resources: m.resources,
-      },
-      scopes: new Set(Object.keys(m.scopes)),
-      actions: m.actions,
-      defaultBlocks: m.default_policy_blocks,
-      records: m.records,
-      migrationsDir: join(dir, "migrations"),
-    });
+    const checked = checkManifest(dir);
+    problems.push(...checked.problems);
+    if (checked.manifest) out.set(checked.manifest.id, toTemplate(dir, checked.manifest));
   }
+  if (problems.length > 0) throw new TemplateError(problems);
   return out;
 }
