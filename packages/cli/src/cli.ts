@@ -14,6 +14,8 @@ Server:
 Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
   templates [--json]
             List the template catalog
+  templates show ID [--json]
+            What a template stores and who can see it, in plain words (or the whole manifest)
   apps create --name NAME --template ID --owner EMAIL [--owner EMAIL…]
               --schema FILE_OR_JSON [--retention-days N]
             Create an app; prints the app as JSON

@@ -138,6 +138,13 @@ function appClient(env: Env, appId: string, flag: string | undefined) {
 }
 
 async function templates(args: string[], env: Env): Promise<void> {
+  if (args[0] === "show") {
+    const { values, positionals } = parse(args.slice(1), { json: { type: "boolean" } }, ["ID"]);
+    const detail = await admin(env).templates.get(positionals[0] ?? "");
+    if (values.json) return printJson(detail);
+    process.stdout.write(`${detail.plain_summary.map(clean).join("\n")}\n`);
+    return;
+  }
   const { values } = parse(args, { json: { type: "boolean" } }, []);
   const catalog = await admin(env).templates.list();
   if (values.json) return printJson(catalog);

@@ -57,6 +57,14 @@ describe("trellis CLI against a real server", () => {
     expect(lines[1]).toMatch(/^form-intake\s+1\s+730d\s+\S*read:all\S*\s+Form intake$/);
   });
 
+  it("templates show prints a template in plain words", async () => {
+    const r = await cli(["templates", "show", "form-intake"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Who can see and change what, by default:");
+    expect(r.stdout).toContain("- App-wide read: Keys with the read:all scope");
+    expect((await cli(["templates", "show", "nope-nope"])).code).toBe(1);
+  });
+
   it("apps create reads the schema from a file and prints the app", async () => {
     const file = join(t.dataDir, "schema.json");
     await writeFile(file, JSON.stringify(SCHEMA));

@@ -35,6 +35,18 @@ export const TemplateSummary = z.object({
 export type TemplateSummary = z.infer<typeof TemplateSummary>;
 export const TemplateList = z.object({ items: z.array(TemplateSummary) });
 
+export const TemplateParams = z.object({ id: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/) });
+
+/** One template in full: its manifest, the versions on offer, and who-sees-what in words. */
+export const TemplateDetail = z.object({
+  summary: TemplateSummary,
+  manifest: z.record(z.string(), z.unknown()),
+  versions: z.array(z.number().int()),
+  /** Plain words: what it stores, how long, and who can see and change what by default. */
+  plain_summary: z.array(z.string()),
+});
+export type TemplateDetail = z.infer<typeof TemplateDetail>;
+
 export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
 export const Environment = z.enum(ENVIRONMENTS);
 export type Environment = z.infer<typeof Environment>;

@@ -6,6 +6,7 @@ import { z } from "zod";
  */
 export const AUDIT_ACTIONS = [
   "template.list",
+  "template.get",
   "app.create",
   "app.get",
   "app.pause",

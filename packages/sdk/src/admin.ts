@@ -14,6 +14,7 @@ import {
   RenewResult,
   type RenewTokenRequest,
   RotatedKey,
+  TemplateDetail,
   TemplateList,
   type TemplateSummary,
   TokenIssued,
@@ -37,6 +38,11 @@ export interface AdminClient {
      * @example const { items } = await admin.templates.list(); // items[0].id === "form-intake"
      */
     list(): Promise<TemplateCatalog>;
+    /**
+     * One template: manifest, versions, and who-sees-what in plain words.
+     * @example (await admin.templates.get("form-intake")).plain_summary.join("\n")
+     */
+    get(id: string): Promise<TemplateDetail>;
   };
   apps: {
     /**
@@ -165,6 +171,12 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
   return {
     templates: {
       list: () => send(conn, { method: "GET", path: "/admin/v1/templates", parse: TemplateList }),
+      get: async (id) =>
+        send(conn, {
+          method: "GET",
+          path: `/admin/v1/templates/${segment(id, "template id")}`,
+          parse: TemplateDetail,
+        }),
     },
     apps: {
       create: (req) =>

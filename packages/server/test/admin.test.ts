@@ -42,6 +42,27 @@ describe.each(DATASTORES)("control plane on %s", (kind) => {
     });
   });
 
+  it("shows one template: manifest, versions, and who-sees-what in plain words", async () => {
+    const res = await t.call({ method: "GET", url: "/admin/v1/templates/form-intake" });
+    expect(res.status).toBe(200);
+    expect(res.body.summary.id).toBe("form-intake");
+    expect(res.body.versions).toEqual([1]);
+    expect(res.body.manifest.tables).toEqual(["trellis.form_intake_submissions"]);
+    const words = res.body.plain_summary.join("\n");
+    expect(words).toContain("Kept for 730 days");
+    expect(words).toContain("Owner-scoped read: People can read the records they created");
+    expect(words).toContain("read:all: Read every entry of the app");
+    expect((await auditFor(t.db, res.headers["x-request-id"] as string))[0]).toMatchObject({
+      action: "template.get",
+      resource_id: "form-intake",
+    });
+    const missing = await t.call({ method: "GET", url: "/admin/v1/templates/no-such-thing" });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe("template_not_found");
+    const bad = await t.call({ method: "GET", url: "/admin/v1/templates/..%2Fetc" });
+    expect(bad.status).toBe(400);
+  });
+
   it.each([
     ["no token", null, "auth_required"],
     ["a wrong token", "wrong-token-0123456789abcdef0123456789abcdef", "admin_token_invalid"],

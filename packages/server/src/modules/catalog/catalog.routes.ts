@@ -1,8 +1,35 @@
-import { TemplateList } from "@trellis/contracts";
+import { TemplateDetail, TemplateList, TemplateParams } from "@trellis/contracts";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { auditContext } from "../../http/context";
+import { TrellisError } from "../../lib/errors";
 import type { AuditService } from "../audit/audit.service";
-import type { Catalog } from "./catalog";
+import { blockById } from "../policy/blocks";
+import type { Catalog, Template } from "./catalog";
+
+/** What a template stores and who can see it, in words a non-developer reads. */
+function plainSummary(t: Template): string[] {
+  const m = t.manifest;
+  const lines = [
+    m.description,
+    `Kept for ${m.retention_days_default} days unless the app says otherwise.`,
+    "Who can see and change what, by default:",
+    ...m.default_policy_blocks.map((id) => {
+      const b = blockById(id);
+      return b ? `- ${b.title}: ${b.summary}` : `- ${id}`;
+    }),
+    "What a key can be allowed to do:",
+    ...Object.entries(m.scopes).map(([name, what]) => `- ${name}: ${what}`),
+  ];
+  if (m.state_machine) {
+    const sm = m.state_machine;
+    lines.push(
+      `Records move through: ${sm.states.join(", ")} (starting at ${sm.initial}).`,
+      ...Object.entries(sm.transitions).map(([from, to]) => `- from ${from} to ${to.join(" or ")}`),
+    );
+  }
+  lines.push(`Storage: about ${m.cost_card.bytes_per_record} bytes a record. ${m.cost_card.notes}`);
+  return lines;
+}
 
 export const catalogRoutes: FastifyPluginAsyncZod<{
   catalog: Catalog;
@@ -20,6 +47,30 @@ export const catalogRoutes: FastifyPluginAsyncZod<{
         resourceType: "template",
       });
       return { items: [...catalog.values()].map((t) => t.summary) };
+    },
+  );
+
+  app.get(
+    "/templates/:id",
+    {
+      schema: { params: TemplateParams, response: { 200: TemplateDetail } },
+      config: { action: "template.get", resourceType: "template" },
+    },
+    async (req) => {
+      const t = catalog.get(req.params.id);
+      if (!t) throw new TrellisError("template_not_found");
+      await audit.record(auditContext(req.trellis), {
+        action: "template.get",
+        resourceType: "template",
+        resourceId: t.summary.id,
+      });
+      return {
+        summary: t.summary,
+        manifest: t.manifest as unknown as Record<string, unknown>,
+        // One version per template until template versions and upgrades land (issue 4, item 6).
+        versions: [t.summary.version],
+        plain_summary: plainSummary(t),
+      };
     },
   );
 };
