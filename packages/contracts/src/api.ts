@@ -350,3 +350,41 @@ export const Health = z.object({
   status: z.literal("ok"),
   datastore: z.enum(["pglite", "postgres"]),
 });
+
+// ── event-log events (gateway) ──────────────────────────────────────────────────────────
+export const AppendEventRequest = z.strictObject({
+  type: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9_.-]{0,63}$/,
+      "lowercase letters, digits, . _ and -, up to 64, from a letter",
+    ),
+  /** Checked against the app's payload schema. */
+  data: z.record(z.string(), z.unknown()),
+});
+export type AppendEventRequest = z.infer<typeof AppendEventRequest>;
+
+export const LogEvent = z.object({
+  id: z.string(),
+  app_id: z.string(),
+  /** The app's event number: 1, 2, 3, … in the order events were appended, without gaps. */
+  seq: z.number().int(),
+  type: z.string(),
+  author_id: z.string(),
+  data: z.record(z.string(), z.unknown()),
+  labels: z.record(z.string(), z.string()),
+  created_at: z.string(),
+});
+export type LogEvent = z.infer<typeof LogEvent>;
+
+export const ListEventsQuery = z.strictObject({
+  /** Events after this number (0: from the first). */
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  limit,
+});
+export const EventPage = z.object({
+  items: z.array(LogEvent),
+  /** Pass back as `after` for the next page; null when this page was the last. */
+  next_after: z.number().int().nullable(),
+});
+export type EventPage = z.infer<typeof EventPage>;

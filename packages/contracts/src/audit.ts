@@ -29,6 +29,8 @@ export const AUDIT_ACTIONS = [
   "submission.list",
   "submission.get",
   "submission.delete",
+  "event.append",
+  "event.list",
   "route.unmatched",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

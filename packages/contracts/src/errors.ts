@@ -18,6 +18,10 @@ export const ERRORS = {
   app_not_found: { status: 404, message: "There is no app with that id." },
   not_found: { status: 404, message: "Nothing was found there." },
   route_not_found: { status: 404, message: "There is no such route." },
+  resource_not_in_template: {
+    status: 404,
+    message: "This app's template has no such resource.",
+  },
   auth_required: { status: 401, message: "A bearer token is required." },
   admin_token_invalid: { status: 401, message: "The admin token is not valid." },
   // Bad tokens: each failure has its own code so a client (and the audit log) can tell them apart.

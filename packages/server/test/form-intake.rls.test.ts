@@ -71,7 +71,12 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
           AND (has_table_privilege('trellis_gateway', c.oid, 'SELECT') OR has_table_privilege('trellis_gateway', c.oid, 'INSERT')
                OR has_table_privilege('trellis_gateway', c.oid, 'UPDATE') OR has_table_privilege('trellis_gateway', c.oid, 'DELETE'))`,
     );
-    expect(rows.map((r) => r.table).sort()).toEqual(["audit_events", "form_intake_submissions"]);
+    expect(rows.map((r) => r.table).sort()).toEqual([
+      "audit_events",
+      "event_log_events",
+      "event_log_heads",
+      "form_intake_submissions",
+    ]);
     for (const r of rows)
       expect(r, r.table).toMatchObject({ rls: true, force: true, has_app_id: true });
   });

@@ -9,25 +9,24 @@ import {
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Db } from "../db/db";
-import { auditContext, type RequestContext } from "../http/context";
+import { auditContext } from "../http/context";
 import type { Clock } from "../lib/clock";
 import { decodeCursor, encodeCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
-import { newId, newRecordId } from "../lib/ids";
+import { newRecordId } from "../lib/ids";
 import { setToLabels } from "../lib/labels";
 import type { AuditService } from "../modules/audit/audit.service";
-import { decide } from "../modules/policy/app-policy";
-import type { Decision, PolicyEngine } from "../modules/policy/engine";
+import type { PolicyEngine } from "../modules/policy/engine";
 import {
   createSubmission,
   deleteSubmission,
-  type GatewayCtx,
   getSubmission,
   listSubmissions,
   type SubmissionRecord,
 } from "./form-intake.repo";
-import { principalOf } from "./principal";
+import { governedHelpers } from "./governed";
 
+const TEMPLATE = "form-intake";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A stored submission as the record Cedar decides on. */
@@ -45,53 +44,19 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
   audit: Pick<AuditService, "record">;
   engine: PolicyEngine;
 }> = async (app, { db, clock, audit, engine }) => {
-  const governedOf = (c: RequestContext) => {
-    const { claims, governed } = c;
-    if (!claims || !governed) throw new TrellisError("auth_required"); // unreachable: the hook sets both
-    return { claims, governed };
-  };
-  const ctxOf = (c: RequestContext, policyIds: readonly string[] = []): GatewayCtx => {
-    const { claims, governed } = governedOf(c);
-    return {
-      app_id: claims.appId,
-      sub: claims.subject,
-      scopes: claims.scopeString,
-      labels: claims.labelString,
-      env: claims.environment,
-      app_env: governed.app.environment,
-      blocks: governed.policy.blockClaim,
-      policy_ids: policyIds.join(" "),
-      token_id: claims.tokenId,
-      event_id: newId("event"),
-      request_id: c.requestId,
-      at: clock.now().toISOString(),
-    };
-  };
-  /** Cedar's decision for `action` on one record, as this caller. */
-  const decideOn = (
-    c: RequestContext,
-    action: string,
-    rec: { id: string; owner: string; labels: readonly string[]; reviewer: string | null },
-  ): Decision => {
-    const { claims, governed } = governedOf(c);
-    return decide(engine, governed.policy, {
-      principal: principalOf(claims),
-      action,
-      resource: { ...rec, state: "live" },
-      app: {
-        id: governed.app.id,
-        environment: governed.app.environment,
-        template: governed.template.summary.id,
-      },
-    });
-  };
+  const { ctxOf, decideOn, newRecord } = governedHelpers({ clock, engine });
   const resourceType = "submission";
 
   app.post(
     "/apps/:app/submissions",
     {
       schema: { params: AppParams, body: CreateSubmissionRequest, response: { 201: Submission } },
-      config: { action: "submission.create", resourceType, anyScope: ["create"] },
+      config: {
+        action: "submission.create",
+        resourceType,
+        anyScope: ["create"],
+        template: TEMPLATE,
+      },
     },
     async (req, reply) => {
       const issues = req.trellis.governed?.validatePayload(req.body.payload);
@@ -106,14 +71,7 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
       const claims = req.trellis.claims;
       const id = newRecordId();
       const reviewer = req.body.assigned_reviewer ?? null;
-      // The record to be made has no id yet as far as policy goes: a constant keeps the
-      // decision memo hitting for every create of the same caller and shape.
-      const d = decideOn(req.trellis, "create", {
-        id: "new",
-        owner: claims?.subject ?? "",
-        labels: claims?.labels ?? [],
-        reviewer,
-      });
+      const d = decideOn(req.trellis, "create", newRecord(req.trellis, reviewer));
       req.trellis.policyIds = d.policyIds;
       if (d.decision !== "allow") throw new TrellisError("policy_denied");
       const stored = await createSubmission(
@@ -139,6 +97,7 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
         action: "submission.list",
         resourceType,
         anyScope: ["read", "read:all", "admin:read"],
+        template: TEMPLATE,
       },
     },
     async (req) => {
@@ -152,7 +111,8 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
           ]);
         beforeId = c.id as string;
       }
-      const { governed } = governedOf(req.trellis);
+      const governed = req.trellis.governed;
+      if (!governed) throw new TrellisError("auth_required"); // unreachable: the hook sets it
       // The row filter is made of the app's read policies (row-level security applies it).
       req.trellis.policyIds = governed.policy.readPolicyIds;
       const rows = await listSubmissions(db, ctxOf(req.trellis), {
@@ -188,6 +148,7 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
         action: "submission.get",
         resourceType,
         anyScope: ["read", "read:all", "admin:read"],
+        template: TEMPLATE,
       },
     },
     async (req) => {
@@ -211,7 +172,12 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
     "/apps/:app/submissions/:id",
     {
       schema: { params: SubmissionParams, response: { 204: z.null() } },
-      config: { action: "submission.delete", resourceType, anyScope: ["delete"] },
+      config: {
+        action: "submission.delete",
+        resourceType,
+        anyScope: ["delete"],
+        template: TEMPLATE,
+      },
     },
     async (req, reply) => {
       // The record first (under RLS, as the caller): Cedar decides on it and names the

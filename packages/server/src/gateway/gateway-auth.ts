@@ -44,6 +44,10 @@ export const gatewayAuth =
     if (governed.app.status !== "active") throw new TrellisError("app_not_active");
     // In memory, on every request (the signature check above may be cached; this never is).
     if (revocations.isRevoked(result.claims)) throw new TrellisError("token_revoked");
+    // An events call to a form-intake app (and the like): that resource is not the app's.
+    const template = req.routeOptions.config.template;
+    if (template && governed.template.summary.id !== template)
+      throw new TrellisError("resource_not_in_template");
     // We never issue such a token; one that arrives was not made by this server's rules.
     for (const s of result.claims.scopes) {
       if (!governed.template.scopes.has(s)) throw new TrellisError("token_scope_unknown");

@@ -30,6 +30,8 @@ declare module "fastify" {
     resourceParam?: string;
     /** Gateway routes: the token needs at least one of these scopes. */
     anyScope?: readonly string[];
+    /** Gateway routes: the app's template this route belongs to. */
+    template?: string;
   }
 }
 
