@@ -98,6 +98,47 @@ function addBareRoutes(app: FastifyInstance, db: Db): void {
 }
 
 /**
+ * The event-log baseline: the same two statements as `trellis.gw_event_log_append` (take the
+ * app's next number, insert the event) as one statement on the owner's connection, without
+ * claims, RLS, Cedar or the audit row.
+ */
+function addBareEventRoutes(app: FastifyInstance, db: Db): void {
+  const APPEND_SQL = `WITH h AS (
+      INSERT INTO trellis.event_log_heads AS h (app_id, last_seq) VALUES ($1, 1)
+      ON CONFLICT (app_id) DO UPDATE SET last_seq = h.last_seq + 1 RETURNING h.last_seq)
+    INSERT INTO trellis.event_log_events (app_id, seq, id, type, author_id, data, labels, created_at)
+    SELECT $1, h.last_seq, $2, $3, $4, $5::jsonb, '{}', $6 FROM h RETURNING seq`;
+  app.post("/bench/bare/apps/:app/events", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const body = (req.body ?? {}) as { type?: string; data?: Record<string, unknown> };
+    const author = req.headers["x-bench-submitter"];
+    if (typeof author !== "string" || !body.type || !body.data) {
+      return reply.code(400).send({ error: "type, data and x-bench-submitter are required" });
+    }
+    const id = uuidv7();
+    const at = new Date().toISOString();
+    const { rows } = await db.query<{ seq: number }>(APPEND_SQL, [
+      appId,
+      id,
+      body.type,
+      author,
+      JSON.stringify(body.data),
+      at,
+    ]);
+    return reply.code(201).send({
+      id,
+      app_id: appId,
+      seq: Number(rows[0]?.seq),
+      type: body.type,
+      author_id: author,
+      data: body.data,
+      labels: {},
+      created_at: at,
+    });
+  });
+}
+
+/**
  * Diagnostic routes (BENCH_DIAG=1): ungoverned on the Node side exactly like the bare routes, but
  * calling the same `trellis.gw_*` SQL functions as the gateway (claims, RLS, audit insert, one
  * statement). governed vs sqlfn is then the Node side of governance, sqlfn vs bare the SQL side.
@@ -180,6 +221,7 @@ async function main() {
       tuning: { tokenVerifyCache: process.env.BENCH_VERIFY_CACHE !== "0" },
     });
     addBareRoutes(app, db);
+    addBareEventRoutes(app, db);
     addSqlFnRoutes(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });
   } catch (err) {
