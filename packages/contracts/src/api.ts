@@ -388,3 +388,40 @@ export const EventPage = z.object({
   next_after: z.number().int().nullable(),
 });
 export type EventPage = z.infer<typeof EventPage>;
+
+// ── directory items (gateway) ───────────────────────────────────────────────────────────
+const Kind = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,63}$/, "lowercase letters, digits, _ and -, up to 64, from a letter");
+export const ItemParams = z.object({ app: AppId, id: z.uuid() });
+
+export const CreateItemRequest = z.strictObject({
+  kind: Kind,
+  /** Checked against the app's payload schema. */
+  attrs: z.record(z.string(), z.unknown()),
+});
+export type CreateItemRequest = z.infer<typeof CreateItemRequest>;
+
+/** A partial change: keys given replace the item's, a null removes one; the result is checked. */
+export const PatchItemRequest = z.strictObject({
+  attrs: z.record(z.string(), z.unknown()),
+});
+
+export const Item = z.object({
+  id: z.string(),
+  app_id: z.string(),
+  kind: z.string(),
+  owner_id: z.string(),
+  attrs: z.record(z.string(), z.unknown()),
+  labels: z.record(z.string(), z.string()),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type Item = z.infer<typeof Item>;
+
+/** `kind` and up to five `attr.<name>=<value>` equalities (numbers and true/false match as such). */
+export const ListItemsQuery = z
+  .object({ limit, cursor, kind: Kind.optional() })
+  .catchall(z.string().max(200));
+export const ItemPage = z.object({ items: z.array(Item), next_cursor: z.string().nullable() });
+export type ItemPage = z.infer<typeof ItemPage>;

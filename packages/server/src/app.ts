@@ -5,6 +5,7 @@ import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-z
 import type { Config } from "./config/config";
 import type { Db } from "./db/db";
 import { CORE_MIGRATIONS, migrate } from "./db/migrate";
+import { directoryRoutes } from "./gateway/directory.routes";
 import { eventLogRoutes } from "./gateway/event-log.routes";
 import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
@@ -182,6 +183,7 @@ export async function buildApp({
       gateway.addHook("onRequest", gatewayAuth({ tokens, apps, revocations }));
       await gateway.register(formIntakeRoutes, { db, clock, audit, engine });
       await gateway.register(eventLogRoutes, { db, clock, audit, engine });
+      await gateway.register(directoryRoutes, { db, clock, audit, engine });
     },
     { prefix: "/api/v1" },
   );

@@ -73,6 +73,7 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
     );
     expect(rows.map((r) => r.table).sort()).toEqual([
       "audit_events",
+      "directory_items",
       "event_log_events",
       "event_log_heads",
       "form_intake_submissions",

@@ -1,0 +1,206 @@
+import {
+  AppParams,
+  CreateItemRequest,
+  Item,
+  ItemPage,
+  ItemParams,
+  ListItemsQuery,
+  PatchItemRequest,
+} from "@trellis/contracts";
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Db } from "../db/db";
+import { auditContext, type RequestContext } from "../http/context";
+import type { Clock } from "../lib/clock";
+import { decodeCursor, encodeCursor } from "../lib/cursor";
+import { TrellisError } from "../lib/errors";
+import { newRecordId } from "../lib/ids";
+import { setToLabels } from "../lib/labels";
+import type { AuditService } from "../modules/audit/audit.service";
+import type { PolicyEngine } from "../modules/policy/engine";
+import { createItem, deleteItem, getItem, listItems, updateItem } from "./directory.repo";
+import { governedHelpers } from "./governed";
+
+const TEMPLATE = "directory";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ATTR_NAME = /^attr\.([A-Za-z_][A-Za-z0-9_]{0,63})$/;
+const MAX_ATTR_FILTERS = 5;
+
+/** `attr.<name>=<value>` query parameters as a jsonb containment filter. */
+function attrFilter(query: Record<string, unknown>): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {};
+  const issues: Array<{ path: string; message: string }> = [];
+  for (const [key, raw] of Object.entries(query)) {
+    if (["limit", "cursor", "kind"].includes(key)) continue;
+    const m = ATTR_NAME.exec(key);
+    if (!m?.[1] || typeof raw !== "string") {
+      issues.push({
+        path: `/${key.slice(0, 70)}`,
+        message: "is not a filter (use kind or attr.<name>)",
+      });
+      continue;
+    }
+    // Numbers and true/false match attributes of those types; anything else matches a string.
+    out[m[1]] = /^-?\d{1,15}(\.\d{1,15})?$|^(true|false)$/.test(raw) ? JSON.parse(raw) : raw;
+  }
+  if (Object.keys(out).length > MAX_ATTR_FILTERS)
+    issues.push({ path: "/", message: `at most ${MAX_ATTR_FILTERS} attr filters` });
+  if (issues.length > 0) throw new TrellisError("invalid_request", issues);
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** The gateway routes of the directory template. Auth (token, app, template, scope) ran in onRequest. */
+export const directoryRoutes: FastifyPluginAsyncZod<{
+  db: Db;
+  clock: Clock;
+  audit: Pick<AuditService, "record">;
+  engine: PolicyEngine;
+}> = async (app, { db, clock, audit, engine }) => {
+  const { ctxOf, decideOn, newRecord } = governedHelpers({ clock, engine });
+  const resourceType = "item";
+  const readScopes = ["read", "read:all", "admin:read"];
+
+  const validate = (c: RequestContext, attrs: Record<string, unknown>) => {
+    const issues = c.governed?.validatePayload(attrs);
+    if (issues)
+      throw new TrellisError(
+        "payload_invalid",
+        issues.map((i) => ({ path: `/attrs${i.path === "/" ? "" : i.path}`, message: i.message })),
+      );
+  };
+
+  /** The item under RLS, then Cedar's decision on it for `action`; denial names the policies. */
+  const found = async (c: RequestContext, id: string, action: string) => {
+    const rec = await getItem(db, ctxOf(c), id);
+    if (!rec) throw new TrellisError("not_found");
+    const d = decideOn(c, action, rec.facts);
+    c.policyIds = d.policyIds;
+    if (d.decision !== "allow") {
+      // Hidden from a read like RLS hides it; a visible record you may not change is a denial.
+      throw new TrellisError(action === "read" ? "not_found" : "policy_denied");
+    }
+    return { rec, policyIds: d.policyIds };
+  };
+
+  app.post(
+    "/apps/:app/items",
+    {
+      schema: { params: AppParams, body: CreateItemRequest, response: { 201: Item } },
+      config: { action: "item.create", resourceType, anyScope: ["create"], template: TEMPLATE },
+    },
+    async (req, reply) => {
+      validate(req.trellis, req.body.attrs);
+      const d = decideOn(req.trellis, "create", newRecord(req.trellis));
+      req.trellis.policyIds = d.policyIds;
+      if (d.decision !== "allow") throw new TrellisError("policy_denied");
+      const ctx = ctxOf(req.trellis, d.policyIds);
+      const id = newRecordId();
+      await createItem(db, ctx, { id, kind: req.body.kind, attrs: req.body.attrs });
+      req.trellis.audited = true;
+      return reply.code(201).send({
+        id,
+        app_id: ctx.app_id,
+        kind: req.body.kind,
+        owner_id: ctx.sub,
+        attrs: req.body.attrs,
+        labels: setToLabels(req.trellis.claims?.labels ?? []),
+        created_at: ctx.at,
+        updated_at: ctx.at,
+      });
+    },
+  );
+
+  app.get(
+    "/apps/:app/items",
+    {
+      schema: { params: AppParams, querystring: ListItemsQuery, response: { 200: ItemPage } },
+      config: { action: "item.list", resourceType, anyScope: readScopes, template: TEMPLATE },
+    },
+    async (req) => {
+      const { limit, cursor, kind } = req.query;
+      const attrs = attrFilter(req.query as Record<string, unknown>);
+      let beforeId: string | undefined;
+      if (cursor) {
+        const c = decodeCursor(cursor, { id: "string" });
+        if (!c || !UUID.test(c.id as string))
+          throw new TrellisError("invalid_request", [
+            { path: "/cursor", message: "is not a cursor from this API" },
+          ]);
+        beforeId = c.id as string;
+      }
+      req.trellis.policyIds = req.trellis.governed?.policy.readPolicyIds;
+      const rows = await listItems(db, ctxOf(req.trellis), {
+        kind,
+        attrs,
+        beforeId,
+        limit: limit + 1,
+      });
+      const more = rows.length > limit;
+      let page = more ? rows.slice(0, limit) : rows;
+      const cursorId = more ? page.at(-1)?.item.id : undefined;
+      if (req.trellis.governed?.policy.customIds.length) {
+        page = page.filter((r) => decideOn(req.trellis, "read", r.facts).decision === "allow");
+      }
+      await audit.record(auditContext(req.trellis), { action: "item.list", resourceType });
+      req.trellis.audited = true;
+      return {
+        items: page.map((r) => r.item),
+        next_cursor: cursorId ? encodeCursor({ id: cursorId }) : null,
+      };
+    },
+  );
+
+  app.get(
+    "/apps/:app/items/:id",
+    {
+      schema: { params: ItemParams, response: { 200: Item } },
+      config: { action: "item.get", resourceType, anyScope: readScopes, template: TEMPLATE },
+    },
+    async (req) => {
+      const { rec } = await found(req.trellis, req.params.id, "read");
+      await audit.record(auditContext(req.trellis), {
+        action: "item.get",
+        resourceType,
+        resourceId: rec.item.id,
+      });
+      req.trellis.audited = true;
+      return rec.item;
+    },
+  );
+
+  app.patch(
+    "/apps/:app/items/:id",
+    {
+      schema: { params: ItemParams, body: PatchItemRequest, response: { 200: Item } },
+      config: { action: "item.update", resourceType, anyScope: ["update"], template: TEMPLATE },
+    },
+    async (req) => {
+      const { rec, policyIds } = await found(req.trellis, req.params.id, "update");
+      const merged: Record<string, unknown> = { ...rec.item.attrs };
+      for (const [k, v] of Object.entries(req.body.attrs)) {
+        if (v === null) delete merged[k];
+        else merged[k] = v;
+      }
+      validate(req.trellis, merged);
+      const updated = await updateItem(db, ctxOf(req.trellis, policyIds), req.params.id, merged);
+      req.trellis.audited = updated !== undefined;
+      if (!updated) throw new TrellisError("not_found"); // deleted meanwhile
+      return updated.item;
+    },
+  );
+
+  app.delete(
+    "/apps/:app/items/:id",
+    {
+      schema: { params: ItemParams, response: { 204: z.null() } },
+      config: { action: "item.delete", resourceType, anyScope: ["delete"], template: TEMPLATE },
+    },
+    async (req, reply) => {
+      const { policyIds } = await found(req.trellis, req.params.id, "delete");
+      const deleted = await deleteItem(db, ctxOf(req.trellis, policyIds), req.params.id);
+      req.trellis.audited = deleted;
+      if (!deleted) throw new TrellisError("not_found");
+      return reply.code(204).send(null);
+    },
+  );
+};
