@@ -37,7 +37,7 @@ const WARMUP_ROUNDS = intEnv("BENCH_WARMUP_ROUNDS", 1, 0, 10);
 const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 16, 1, 1000);
 const SEED = intEnv("BENCH_SEED", 200, 51, 100_000);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
-const OPS = (process.env.BENCH_OPS || "read,write,append").split(",").map((s) => s.trim());
+const OPS = (process.env.BENCH_OPS || "read,write,append,item").split(",").map((s) => s.trim());
 /** Diagnostic: a `synchronous_commit` value set on the bench database (e.g. `off`). */
 const SYNC_COMMIT = process.env.BENCH_SYNCHRONOUS_COMMIT || undefined;
 const JSON_OUT = process.env.BENCH_JSON || undefined;
@@ -53,11 +53,11 @@ const variantsFor = (op: Op): Variant[] => [
   "governed",
   ...(op === "read" ? (["uncached"] as const) : []),
   "bare",
-  ...(DIAG && op !== "append" ? (["sqlfn"] as const) : []),
+  ...(DIAG && (op === "read" || op === "write") ? (["sqlfn"] as const) : []),
 ];
 
 /** append: one governed write of the event-log template (issue 4: every template's ≥ 0.5). */
-const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6, append: 0.5 };
+const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6, append: 0.5, item: 0.5 };
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz";
 /** One master key for every server of the run: they share the database and its signing keys. */
 const MASTER_KEY = randomBytes(32).toString("base64");
@@ -69,11 +69,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../../..");
 const SERVER = join(HERE, "server.ts");
 
-type Op = "read" | "write" | "append";
+type Op = "read" | "write" | "append" | "item";
 type Variant = "governed" | "uncached" | "bare" | "sqlfn";
 
 for (const op of OPS) {
-  if (op !== "read" && op !== "write" && op !== "append")
+  if (!["read", "write", "append", "item"].includes(op))
     throw new Error(`BENCH_OPS: unknown operation "${op}"`);
 }
 if (SYNC_COMMIT && !/^(on|off|local|remote_write|remote_apply)$/.test(SYNC_COMMIT)) {
@@ -629,6 +629,27 @@ async function main() {
     { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["append", "read"] } },
   );
 
+  const dirApp = await call<{ id: string }>(base, "POST", "/admin/v1/apps", {
+    headers: admin,
+    expect: 201,
+    body: {
+      name: "bench directory",
+      template: "directory",
+      owners: ["bench@example.com"],
+      payload_schema: {
+        type: "object",
+        required: ["title"],
+        properties: { title: { type: "string", maxLength: 200 }, n: { type: "integer" } },
+      },
+    },
+  });
+  const { token: dirToken } = await call<{ token: string }>(
+    base,
+    "POST",
+    `/admin/v1/apps/${dirApp.id}/tokens`,
+    { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["create", "read"] } },
+  );
+
   log(`bench: seeding ${SEED} submissions for ${SUBJECT} through the governed route…`);
   let next = 0;
   await Promise.all(
@@ -652,7 +673,26 @@ async function main() {
   const writeBody = { form_id: FORM_ID, payload: { title: "bench", n: 1 } };
   const appendBody = JSON.stringify({ type: "bench.tick", data: { title: "bench", n: 1 } });
   const unused = (): Target => ({ server, method: "GET", path: "/healthz", headers: {} });
+  const itemBody = JSON.stringify({ kind: "bench", attrs: { title: "bench", n: 1 } });
   const targets: Record<Op, Record<Variant, Target>> = {
+    item: {
+      governed: {
+        server,
+        method: "POST",
+        path: `/api/v1/apps/${dirApp.id}/items`,
+        headers: { authorization: `Bearer ${dirToken}`, ...json },
+        body: itemBody,
+      },
+      bare: {
+        server,
+        method: "POST",
+        path: `/bench/bare/apps/${dirApp.id}/items`,
+        headers: { ...json, "x-bench-submitter": SUBJECT },
+        body: itemBody,
+      },
+      uncached: unused(),
+      sqlfn: unused(),
+    },
     append: {
       governed: {
         server,
@@ -766,6 +806,14 @@ async function main() {
     );
   }
 
+  const item = await answer<Record<string, unknown>>(targets.item.governed, 201);
+  const itemBare = await answer<Record<string, unknown>>(targets.item.bare, 201);
+  if (keys(item) !== keys(itemBare)) {
+    throw new Error(
+      `the governed and bare item answers differ: ${JSON.stringify(item)} vs ${JSON.stringify(itemBare)}`,
+    );
+  }
+
   meter = await CpuMeter.open();
   const results: OpResult[] = [];
   try {
@@ -782,9 +830,12 @@ async function main() {
     return Object.fromEntries(rows.map((r) => [r.action, Number(r.n)])) as Record<string, number>;
   });
   for (const r of results) {
-    const action = { read: "submission.list", write: "submission.create", append: "event.append" }[
-      r.op
-    ];
+    const action = {
+      read: "submission.list",
+      write: "submission.create",
+      append: "event.append",
+      item: "item.create",
+    }[r.op];
     const governed = r.rounds.reduce(
       (n, x) => n + (x.governed as RoundResult).requests + (x.uncached?.requests ?? 0),
       0,

@@ -138,6 +138,34 @@ function addBareEventRoutes(app: FastifyInstance, db: Db): void {
   });
 }
 
+/** The directory baseline: the same INSERT as `trellis.gw_directory_create`, on the owner's connection. */
+function addBareItemRoutes(app: FastifyInstance, db: Db): void {
+  const INSERT = `INSERT INTO trellis.directory_items
+      (id, app_id, owner_id, kind, attrs, labels, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5::jsonb, '{}', $6, $6)`;
+  app.post("/bench/bare/apps/:app/items", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const body = (req.body ?? {}) as { kind?: string; attrs?: Record<string, unknown> };
+    const owner = req.headers["x-bench-submitter"];
+    if (typeof owner !== "string" || !body.kind || !body.attrs) {
+      return reply.code(400).send({ error: "kind, attrs and x-bench-submitter are required" });
+    }
+    const id = uuidv7();
+    const at = new Date().toISOString();
+    await db.query(INSERT, [id, appId, owner, body.kind, JSON.stringify(body.attrs), at]);
+    return reply.code(201).send({
+      id,
+      app_id: appId,
+      kind: body.kind,
+      owner_id: owner,
+      attrs: body.attrs,
+      labels: {},
+      created_at: at,
+      updated_at: at,
+    });
+  });
+}
+
 /**
  * Diagnostic routes (BENCH_DIAG=1): ungoverned on the Node side exactly like the bare routes, but
  * calling the same `trellis.gw_*` SQL functions as the gateway (claims, RLS, audit insert, one
@@ -222,6 +250,7 @@ async function main() {
     });
     addBareRoutes(app, db);
     addBareEventRoutes(app, db);
+    addBareItemRoutes(app, db);
     addSqlFnRoutes(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });
   } catch (err) {
