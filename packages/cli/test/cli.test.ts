@@ -56,6 +56,7 @@ describe("trellis CLI against a real server", () => {
     expect(lines[0]).toMatch(/^ID\s+VERSION\s+RETENTION\s+SCOPES\s+TITLE$/);
     expect(lines[1]).toMatch(/^directory\s+1\s+1095d\s+\S*update\S*\s+Directory$/);
     expect(lines[2]).toMatch(/^event-log\s+1\s+365d\s+\S*append\S*\s+Event log$/);
+    expect(lines[4]).toMatch(/^ttl-cache\s+1\s+30d\s+\S*put\S*\s+TTL cache$/);
     expect(lines[3]).toMatch(/^form-intake\s+1\s+730d\s+\S*read:all\S*\s+Form intake$/);
   });
 

@@ -425,3 +425,28 @@ export const ListItemsQuery = z
   .catchall(z.string().max(200));
 export const ItemPage = z.object({ items: z.array(Item), next_cursor: z.string().nullable() });
 export type ItemPage = z.infer<typeof ItemPage>;
+
+// ── ttl-cache entries (gateway) ─────────────────────────────────────────────────────────
+export const EntryKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "letters, digits, _ . : and -, up to 200");
+export const EntryParams = z.object({ app: AppId, key: EntryKey });
+
+export const PutEntryRequest = z.strictObject({
+  /** Checked against the app's payload schema. */
+  value: z.record(z.string(), z.unknown()),
+  /** From one second to 30 days. */
+  ttl_seconds: z.number().int().min(1).max(2_592_000),
+});
+export type PutEntryRequest = z.infer<typeof PutEntryRequest>;
+
+export const Entry = z.object({
+  key: z.string(),
+  app_id: z.string(),
+  owner_id: z.string(),
+  value: z.record(z.string(), z.unknown()),
+  labels: z.record(z.string(), z.string()),
+  expires_at: z.string(),
+  updated_at: z.string(),
+});
+export type Entry = z.infer<typeof Entry>;

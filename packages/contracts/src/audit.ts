@@ -34,6 +34,8 @@ export const AUDIT_ACTIONS = [
   "item.get",
   "item.update",
   "item.delete",
+  "entry.put",
+  "entry.get",
   "event.append",
   "event.list",
   "route.unmatched",

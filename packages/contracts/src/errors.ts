@@ -75,6 +75,10 @@ export const ERRORS = {
     message: "The app is paused: its data cannot be reached until an admin resumes it.",
   },
   app_not_active: { status: 409, message: "The app is not in a state that allows this." },
+  quota_exceeded: {
+    status: 409,
+    message: "The app holds as many entries as its quota allows; wait for entries to expire.",
+  },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   policy_denied: {

@@ -59,7 +59,7 @@ describe("sdk against a real server", () => {
 
   it("lists the template catalog", async () => {
     const { items } = await admin().templates.list();
-    expect(items.map((t) => t.id)).toEqual(["directory", "event-log", "form-intake"]);
+    expect(items.map((t) => t.id)).toEqual(["directory", "event-log", "form-intake", "ttl-cache"]);
     expect(items[2]?.scopes.map((s) => s.name).sort()).toEqual([
       "admin:read",
       "create",

@@ -9,6 +9,7 @@ import { directoryRoutes } from "./gateway/directory.routes";
 import { eventLogRoutes } from "./gateway/event-log.routes";
 import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
+import { ttlCacheRoutes } from "./gateway/ttl-cache.routes";
 import { adminAuth } from "./http/admin-auth";
 import { installErrorHandling } from "./http/errors";
 import { serializerCompiler } from "./http/serializer";
@@ -184,6 +185,7 @@ export async function buildApp({
       await gateway.register(formIntakeRoutes, { db, clock, audit, engine });
       await gateway.register(eventLogRoutes, { db, clock, audit, engine });
       await gateway.register(directoryRoutes, { db, clock, audit, engine });
+      await gateway.register(ttlCacheRoutes, { db, clock, audit, engine });
     },
     { prefix: "/api/v1" },
   );

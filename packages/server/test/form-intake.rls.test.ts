@@ -77,6 +77,7 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
       "event_log_events",
       "event_log_heads",
       "form_intake_submissions",
+      "ttl_cache_entries",
     ]);
     for (const r of rows)
       expect(r, r.table).toMatchObject({ rls: true, force: true, has_app_id: true });

@@ -106,7 +106,7 @@ describe.each(DATASTORES)("token model on %s", (kind) => {
         url: tokens(devApp),
         body: { subject: "rene", scopes: ["read", "create"], labels: { team: "it" } },
       });
-      t.clock.advance(60_000);
+      t.clock.advance(60); // seconds
       const res = await renew(devApp, first.body.token_id);
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({
@@ -214,7 +214,7 @@ describe.each(DATASTORES)("token model on %s", (kind) => {
       const again = await t.call({ method: "POST", url: `/admin/v1/apps/${app}/pause` });
       expect(again.status).toBe(200); // idempotent
 
-      t.clock.advance(2000);
+      t.clock.advance(2); // seconds
       const resumed = await t.call({ method: "POST", url: `/admin/v1/apps/${app}/resume` });
       expect(resumed.status).toBe(200);
       expect(resumed.body.status).toBe("active");

@@ -21,6 +21,7 @@ export interface Manifest {
   tables: string[];
   state_machine?: { states: string[]; initial: string; transitions: Record<string, string[]> };
   cost_card: { bytes_per_record: number; notes: string };
+  limits?: { records_per_app: number };
 }
 
 export interface Template {
