@@ -37,7 +37,9 @@ const WARMUP_ROUNDS = intEnv("BENCH_WARMUP_ROUNDS", 1, 0, 10);
 const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 16, 1, 1000);
 const SEED = intEnv("BENCH_SEED", 200, 51, 100_000);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
-const OPS = (process.env.BENCH_OPS || "read,write,append,item").split(",").map((s) => s.trim());
+const OPS = (process.env.BENCH_OPS || "read,write,append,item,entry")
+  .split(",")
+  .map((s) => s.trim());
 /** Diagnostic: a `synchronous_commit` value set on the bench database (e.g. `off`). */
 const SYNC_COMMIT = process.env.BENCH_SYNCHRONOUS_COMMIT || undefined;
 const JSON_OUT = process.env.BENCH_JSON || undefined;
@@ -57,7 +59,7 @@ const variantsFor = (op: Op): Variant[] => [
 ];
 
 /** append: one governed write of the event-log template (issue 4: every template's ≥ 0.5). */
-const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6, append: 0.5, item: 0.5 };
+const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6, append: 0.5, item: 0.5, entry: 0.5 };
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz";
 /** One master key for every server of the run: they share the database and its signing keys. */
 const MASTER_KEY = randomBytes(32).toString("base64");
@@ -69,11 +71,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../../..");
 const SERVER = join(HERE, "server.ts");
 
-type Op = "read" | "write" | "append" | "item";
+type Op = "read" | "write" | "append" | "item" | "entry";
 type Variant = "governed" | "uncached" | "bare" | "sqlfn";
 
 for (const op of OPS) {
-  if (!["read", "write", "append", "item"].includes(op))
+  if (!["read", "write", "append", "item", "entry"].includes(op))
     throw new Error(`BENCH_OPS: unknown operation "${op}"`);
 }
 if (SYNC_COMMIT && !/^(on|off|local|remote_write|remote_apply)$/.test(SYNC_COMMIT)) {
@@ -243,8 +245,10 @@ async function call<T>(
 
 interface Target {
   server: Server;
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "PUT";
   path: string;
+  /** Optional: spread requests over these paths in turn (path is the first). */
+  paths?: string[];
   headers: Record<string, string>;
   body?: string;
 }
@@ -340,6 +344,10 @@ let meter: CpuMeter | undefined;
 async function measure(t: Target, duration: number): Promise<RoundResult> {
   const base = t.server.url;
   const before = await meter?.sample(t.server.pid);
+  // A target with several paths spreads its requests over them in turn (one hot row would
+  // measure lock waits, not governance).
+  let next = 0;
+  const paths = t.paths;
   const r = await autocannon({
     url: `${base}${t.path}`,
     method: t.method,
@@ -347,6 +355,18 @@ async function measure(t: Target, duration: number): Promise<RoundResult> {
     body: t.body,
     connections: CONNECTIONS,
     duration,
+    ...(paths
+      ? {
+          requests: [
+            {
+              setupRequest: (req: autocannon.Request) => ({
+                ...req,
+                path: paths[next++ % paths.length] ?? t.path,
+              }),
+            },
+          ],
+        }
+      : {}),
   });
   const bad = r.non2xx + r.errors + r.timeouts + (r.resets ?? 0) + (r.mismatches ?? 0);
   if (bad > 0 || r["2xx"] === 0) {
@@ -650,6 +670,26 @@ async function main() {
     { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["create", "read"] } },
   );
 
+  const cacheApp = await call<{ id: string }>(base, "POST", "/admin/v1/apps", {
+    headers: admin,
+    expect: 201,
+    body: {
+      name: "bench cache",
+      template: "ttl-cache",
+      owners: ["bench@example.com"],
+      payload_schema: {
+        type: "object",
+        properties: { title: { type: "string", maxLength: 200 }, n: { type: "integer" } },
+      },
+    },
+  });
+  const { token: cacheToken } = await call<{ token: string }>(
+    base,
+    "POST",
+    `/admin/v1/apps/${cacheApp.id}/tokens`,
+    { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["put", "read"] } },
+  );
+
   log(`bench: seeding ${SEED} submissions for ${SUBJECT} through the governed route…`);
   let next = 0;
   await Promise.all(
@@ -674,7 +714,31 @@ async function main() {
   const appendBody = JSON.stringify({ type: "bench.tick", data: { title: "bench", n: 1 } });
   const unused = (): Target => ({ server, method: "GET", path: "/healthz", headers: {} });
   const itemBody = JSON.stringify({ kind: "bench", attrs: { title: "bench", n: 1 } });
+  // 256 keys, each written over and over: replaces (a new key each time would fill the quota,
+  // one key alone would measure waits on its row lock).
+  const entryBody = JSON.stringify({ value: { title: "bench", n: 1 }, ttl_seconds: 3600 });
+  const entryKeys = Array.from({ length: 256 }, (_, i) => `bench-${i}`);
   const targets: Record<Op, Record<Variant, Target>> = {
+    entry: {
+      governed: {
+        server,
+        method: "PUT",
+        path: `/api/v1/apps/${cacheApp.id}/entries/bench-0`,
+        paths: entryKeys.map((k) => `/api/v1/apps/${cacheApp.id}/entries/${k}`),
+        headers: { authorization: `Bearer ${cacheToken}`, ...json },
+        body: entryBody,
+      },
+      bare: {
+        server,
+        method: "PUT",
+        path: `/bench/bare/apps/${cacheApp.id}/entries/bench-0`,
+        paths: entryKeys.map((k) => `/bench/bare/apps/${cacheApp.id}/entries/${k}`),
+        headers: { ...json, "x-bench-submitter": SUBJECT },
+        body: entryBody,
+      },
+      uncached: unused(),
+      sqlfn: unused(),
+    },
     item: {
       governed: {
         server,
@@ -814,6 +878,17 @@ async function main() {
     );
   }
 
+  for (const path of targets.entry.governed.paths ?? []) {
+    await answer({ ...targets.entry.governed, path }, 201); // created; measured puts replace
+  }
+  const entryGoverned = await answer<Record<string, unknown>>(targets.entry.governed, 200);
+  const entryBare = await answer<Record<string, unknown>>(targets.entry.bare, 200);
+  if (keys(entryGoverned) !== keys(entryBare)) {
+    throw new Error(
+      `the governed and bare entry answers differ: ${JSON.stringify(entryGoverned)} vs ${JSON.stringify(entryBare)}`,
+    );
+  }
+
   meter = await CpuMeter.open();
   const results: OpResult[] = [];
   try {
@@ -835,6 +910,7 @@ async function main() {
       write: "submission.create",
       append: "event.append",
       item: "item.create",
+      entry: "entry.put",
     }[r.op];
     const governed = r.rounds.reduce(
       (n, x) => n + (x.governed as RoundResult).requests + (x.uncached?.requests ?? 0),

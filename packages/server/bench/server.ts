@@ -166,6 +166,46 @@ function addBareItemRoutes(app: FastifyInstance, db: Db): void {
   });
 }
 
+/** The ttl-cache baseline: the same upsert as `trellis.gw_ttl_cache_put`, on the owner's connection. */
+function addBareEntryRoutes(app: FastifyInstance, db: Db): void {
+  const UPSERT = `INSERT INTO trellis.ttl_cache_entries AS e
+      (app_id, key, owner_id, value, labels, expires_at, updated_at)
+    VALUES ($1, $2, $3, $4::jsonb, '{}', $5, $6)
+    ON CONFLICT (app_id, key) DO UPDATE SET owner_id = excluded.owner_id, value = excluded.value,
+      labels = excluded.labels, expires_at = excluded.expires_at, updated_at = excluded.updated_at
+    RETURNING (xmax = 0) AS created`;
+  app.put("/bench/bare/apps/:app/entries/:key", async (req, reply) => {
+    const { app: appId, key } = req.params as { app: string; key: string };
+    const body = (req.body ?? {}) as { value?: Record<string, unknown>; ttl_seconds?: number };
+    const owner = req.headers["x-bench-submitter"];
+    if (typeof owner !== "string" || !body.value || !body.ttl_seconds) {
+      return reply
+        .code(400)
+        .send({ error: "value, ttl_seconds and x-bench-submitter are required" });
+    }
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    const expires = new Date(now + body.ttl_seconds * 1000).toISOString();
+    const { rows } = await db.query<{ created: boolean }>(UPSERT, [
+      appId,
+      key,
+      owner,
+      JSON.stringify(body.value),
+      expires,
+      at,
+    ]);
+    return reply.code(rows[0]?.created ? 201 : 200).send({
+      key,
+      app_id: appId,
+      owner_id: owner,
+      value: body.value,
+      labels: {},
+      expires_at: expires,
+      updated_at: at,
+    });
+  });
+}
+
 /**
  * Diagnostic routes (BENCH_DIAG=1): ungoverned on the Node side exactly like the bare routes, but
  * calling the same `trellis.gw_*` SQL functions as the gateway (claims, RLS, audit insert, one
@@ -251,6 +291,7 @@ async function main() {
     addBareRoutes(app, db);
     addBareEventRoutes(app, db);
     addBareItemRoutes(app, db);
+    addBareEntryRoutes(app, db);
     addSqlFnRoutes(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });
   } catch (err) {

@@ -75,8 +75,9 @@ REVOKE ALL ON FUNCTION trellis.ttl_cache_purge_and_count(text, timestamptz, inte
 GRANT EXECUTE ON FUNCTION trellis.ttl_cache_purge_and_count(text, timestamptz, integer) TO trellis_gateway;
 
 -- ── gateway operations (ctx as in form-intake) ────────────────────────────────────────────
--- Put: insert or replace. A new key in a full app is refused ('quota') after purging expired
--- entries; returns 'created', 'replaced' or 'quota'.
+-- Put: replace the caller's entry if there is one (no lock, no quota: the common case), else
+-- insert it, unless the app is full: a new key in a full app is refused ('quota') after
+-- purging expired entries. Returns 'created', 'replaced' or 'quota'.
 CREATE FUNCTION trellis.gw_ttl_cache_put(ctx jsonb, p_key text, p_value jsonb, p_expires timestamptz,
                                          p_quota integer)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER
@@ -84,14 +85,21 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_labels text[] := coalesce(string_to_array(nullif(ctx->>'labels', ''), ' '), '{}');
   v_at timestamptz := (ctx->>'at')::timestamptz;
-  v_exists boolean;
+  v_created boolean;
 BEGIN
   PERFORM trellis.set_claims(ctx);
-  -- One put per key at a time, and the quota check and insert of one app in one order.
+  UPDATE trellis.ttl_cache_entries e
+     SET owner_id = ctx->>'sub', value = p_value, labels = v_labels, expires_at = p_expires,
+         updated_at = v_at
+   WHERE e.app_id = ctx->>'app_id' AND e.key = p_key;
+  IF FOUND THEN
+    PERFORM trellis.audit_write(ctx, 'entry.put', 'entry', p_key, 'allowed', NULL);
+    RETURN 'replaced';
+  END IF;
+  -- A new key (or one the caller cannot see, which the insert below refuses): new keys of one
+  -- app take turns, so two cannot both take the last place.
   PERFORM pg_advisory_xact_lock(hashtext('trellis.ttl_cache:' || (ctx->>'app_id')));
-  SELECT EXISTS (SELECT 1 FROM trellis.ttl_cache_entries e
-                  WHERE e.app_id = ctx->>'app_id' AND e.key = p_key) INTO v_exists;
-  IF NOT v_exists AND trellis.ttl_cache_purge_and_count(ctx->>'app_id', v_at, 1000) >= p_quota THEN
+  IF trellis.ttl_cache_purge_and_count(ctx->>'app_id', v_at, 1000) >= p_quota THEN
     PERFORM trellis.audit_write(ctx, 'entry.put', 'entry', p_key, 'denied', 'quota_exceeded');
     RETURN 'quota';
   END IF;
@@ -99,9 +107,10 @@ BEGIN
   VALUES (ctx->>'app_id', p_key, ctx->>'sub', p_value, v_labels, p_expires, v_at)
   ON CONFLICT (app_id, key) DO UPDATE
     SET owner_id = excluded.owner_id, value = excluded.value, labels = excluded.labels,
-        expires_at = excluded.expires_at, updated_at = excluded.updated_at;
+        expires_at = excluded.expires_at, updated_at = excluded.updated_at
+  RETURNING (xmax = 0) INTO v_created;
   PERFORM trellis.audit_write(ctx, 'entry.put', 'entry', p_key, 'allowed', NULL);
-  RETURN CASE WHEN v_exists THEN 'replaced' ELSE 'created' END;
+  RETURN CASE WHEN v_created THEN 'created' ELSE 'replaced' END;
 END $$;
 
 CREATE FUNCTION trellis.gw_ttl_cache_get(ctx jsonb, p_key text)
