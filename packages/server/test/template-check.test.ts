@@ -129,6 +129,15 @@ describe("template check", () => {
       /not listed in tables/,
     ],
     [
+      "a record column the table lacks",
+      () =>
+        variant((_d, m) => {
+          (m.records as Record<string, unknown>).owner = "author";
+        }),
+      "trellis.form_intake_submissions",
+      /records names column author, which the table lacks/,
+    ],
+    [
       "a migration that fails",
       () => variant((d) => addMigration(d, "ALTER TABLE trellis.nope ADD COLUMN x int;")),
       "/",

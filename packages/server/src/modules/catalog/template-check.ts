@@ -45,6 +45,17 @@ export async function checkTables(
     }
     if (t.app_id === null) at("has no app_id column (every data table is keyed by app)");
     else if (!t.app_id) at("app_id may be NULL");
+    if (qualified === m.records.table) {
+      const named = [m.records.id ?? "id", m.records.owner, m.records.labels, m.records.reviewer];
+      const { rows: present } = await q.query<{ name: string }>(
+        "SELECT attname AS name FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+        [t.oid],
+      );
+      const have = new Set(present.map((r) => r.name));
+      for (const col of named) {
+        if (col && !have.has(col)) at(`records names column ${col}, which the table lacks`);
+      }
+    }
     if (!t.rls) at("row-level security is not enabled (ALTER TABLE … ENABLE ROW LEVEL SECURITY)");
     if (!t.force) at("row-level security is not forced (ALTER TABLE … FORCE ROW LEVEL SECURITY)");
     const cols = await q.query<{ name: string; checks: string[] | null }>(

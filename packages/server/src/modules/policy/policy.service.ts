@@ -219,7 +219,7 @@ export const policyService = ({ db, clock, audit, apps, tokens, engine }: Deps) 
       // Identifiers come from the validated manifest (regex-checked), values are parameters.
       const { rows } = await db.query<{ owner: string; labels: string[]; reviewer: string | null }>(
         `SELECT ${r.owner} AS owner, ${r.labels} AS labels, ${r.reviewer ?? "NULL::text"} AS reviewer
-           FROM ${r.table} WHERE app_id = $1 AND id = $2`,
+           FROM ${r.table} WHERE app_id = $1 AND ${r.id ?? "id"}::text = $2`,
         [g.app.id, req.record_id],
       );
       const row = rows[0];

@@ -4,6 +4,8 @@ import type { Principal } from "./engine";
 /** Where a template keeps the record attributes blocks speak of. */
 export interface RecordColumns {
   table: string;
+  /** The column naming a record (default `id`). */
+  id?: string;
   owner: string;
   labels: string;
   reviewer: string | null;
