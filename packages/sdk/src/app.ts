@@ -1,4 +1,12 @@
-import { Submission, SubmissionPage } from "@trellis/contracts";
+import {
+  Entry,
+  EventPage,
+  Item,
+  ItemPage,
+  LogEvent,
+  Submission,
+  SubmissionPage,
+} from "@trellis/contracts";
 import { TrellisApiError } from "./errors";
 import { type ConnectionOptions, connection, segment, send } from "./http";
 
@@ -54,6 +62,53 @@ export interface AppClient {
       query?: Omit<ListSubmissionsOptions, "cursor">,
     ): AsyncGenerator<Submission, void, undefined>;
   };
+  /** event-log apps. */
+  events: {
+    /**
+     * Appends an event (scope `append`); resolves with its number `seq`.
+     * @example const { seq } = await app.events.append({ type: "door.opened", data: { door: "front" } });
+     */
+    append(req: { type: string; data: Record<string, unknown> }): Promise<LogEvent>;
+    /**
+     * Events after `after` (default 0), oldest first; pass `next_after` back for the next page.
+     * @example const { items, next_after } = await app.events.list({ after: 0, limit: 100 });
+     */
+    list(query?: { after?: number; limit?: number }): Promise<EventPage>;
+  };
+  /** directory apps. */
+  items: {
+    /** @example const item = await app.items.create({ kind: "room", attrs: { name: "Blue" } }); */
+    create(req: { kind: string; attrs: Record<string, unknown> }): Promise<Item>;
+    /**
+     * Newest first, by kind and attribute equality.
+     * @example await app.items.list({ kind: "room", attrs: { color: "blue" } })
+     */
+    list(query?: {
+      kind?: string;
+      attrs?: Record<string, string | number | boolean>;
+      limit?: number;
+      cursor?: string;
+    }): Promise<ItemPage>;
+    /** @example await app.items.get(item.id) */
+    get(id: string): Promise<Item>;
+    /**
+     * Merges attributes (scope `update`): keys given replace, `null` removes one.
+     * @example await app.items.update(item.id, { seats: 10, color: null })
+     */
+    update(id: string, attrs: Record<string, unknown>): Promise<Item>;
+    /** @example await app.items.delete(item.id) */
+    delete(id: string): Promise<void>;
+  };
+  /** ttl-cache apps. */
+  entries: {
+    /**
+     * Stores or replaces an entry for `ttl_seconds` (scope `put`); `quota_exceeded` when full.
+     * @example await app.entries.put("session:42", { user: "ana" }, 600)
+     */
+    put(key: string, value: Record<string, unknown>, ttlSeconds: number): Promise<Entry>;
+    /** An entry; `not_found` once it has expired. @example await app.entries.get("session:42") */
+    get(key: string): Promise<Entry>;
+  };
 }
 
 /**
@@ -68,7 +123,8 @@ export interface AppClient {
  */
 export function createAppClient(options: AppClientOptions): AppClient {
   const conn = connection(options);
-  const base = `/api/v1/apps/${segment(options.appId, "appId")}/submissions`;
+  const appPath = `/api/v1/apps/${segment(options.appId, "appId")}`;
+  const base = `${appPath}/submissions`;
 
   const list = (query: ListSubmissionsOptions = {}) =>
     send(conn, {
@@ -114,6 +170,65 @@ export function createAppClient(options: AppClientOptions): AppClient {
       delete: async (id) =>
         send<void>(conn, { method: "DELETE", path: `${base}/${segment(id, "submission id")}` }),
       all,
+    },
+    events: {
+      append: (req) =>
+        send(conn, { method: "POST", path: `${appPath}/events`, body: req, parse: LogEvent }),
+      list: (query = {}) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/events`,
+          query: { after: query.after, limit: query.limit },
+          parse: EventPage,
+        }),
+    },
+    items: {
+      create: (req) =>
+        send(conn, { method: "POST", path: `${appPath}/items`, body: req, parse: Item }),
+      list: (query = {}) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/items`,
+          query: {
+            kind: query.kind,
+            limit: query.limit,
+            cursor: query.cursor,
+            ...Object.fromEntries(
+              Object.entries(query.attrs ?? {}).map(([k, v]) => [`attr.${k}`, String(v)]),
+            ),
+          },
+          parse: ItemPage,
+        }),
+      get: async (id) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/items/${segment(id, "item id")}`,
+          parse: Item,
+        }),
+      update: async (id, attrs) =>
+        send(conn, {
+          method: "PATCH",
+          path: `${appPath}/items/${segment(id, "item id")}`,
+          body: { attrs },
+          parse: Item,
+        }),
+      delete: async (id) =>
+        send<void>(conn, { method: "DELETE", path: `${appPath}/items/${segment(id, "item id")}` }),
+    },
+    entries: {
+      put: async (key, value, ttlSeconds) =>
+        send(conn, {
+          method: "PUT",
+          path: `${appPath}/entries/${segment(key, "key")}`,
+          body: { value, ttl_seconds: ttlSeconds },
+          parse: Entry,
+        }),
+      get: async (key) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/entries/${segment(key, "key")}`,
+          parse: Entry,
+        }),
     },
   };
 }

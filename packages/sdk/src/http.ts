@@ -79,7 +79,7 @@ export function segment(id: string, what = "id"): string {
 
 /** One HTTP call: the path is already encoded; undefined query values are left out. */
 export interface Call<T> {
-  method: "GET" | "POST" | "PUT" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   path: string;
   query?: Record<string, string | number | undefined>;
   body?: unknown;

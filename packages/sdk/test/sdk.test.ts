@@ -411,3 +411,47 @@ describe("sdk: policies, renewal and pause", () => {
     expect((await admin().apps.resume(app.id)).status).toBe("active");
   });
 });
+
+describe("sdk: the event-log, directory and ttl-cache templates", () => {
+  const admin = () => createAdminClient({ baseUrl, token: ADMIN_TOKEN });
+  const appOf = async (template: string, scopes: string[]) => {
+    const app = await admin().apps.create({
+      name: template,
+      template,
+      owners: ["o@example.org"],
+      payload_schema: {
+        type: "object",
+        properties: { name: { type: "string" }, n: { type: "integer" } },
+      },
+    });
+    const { token } = await admin().tokens.create(app.id, { subject: "ana", scopes });
+    return createAppClient({ baseUrl, appId: app.id, token });
+  };
+
+  it("appends and reads events in order", async () => {
+    const log = await appOf("event-log", ["append", "read"]);
+    expect((await log.events.append({ type: "a", data: { n: 1 } })).seq).toBe(1);
+    expect((await log.events.append({ type: "b", data: { n: 2 } })).seq).toBe(2);
+    const page = await log.events.list({ after: 1 });
+    expect(page.items.map((e) => e.type)).toEqual(["b"]);
+  });
+
+  it("creates, finds, updates and deletes directory items", async () => {
+    const dir = await appOf("directory", ["create", "read", "update", "delete"]);
+    const item = await dir.items.create({ kind: "room", attrs: { name: "Blue", n: 8 } });
+    expect(
+      (await dir.items.list({ kind: "room", attrs: { n: 8 } })).items.map((i) => i.id),
+    ).toEqual([item.id]);
+    expect((await dir.items.update(item.id, { n: null })).attrs).toEqual({ name: "Blue" });
+    await dir.items.delete(item.id);
+    expect((await apiError(dir.items.get(item.id))).code).toBe("not_found");
+  });
+
+  it("puts and gets cache entries", async () => {
+    const cache = await appOf("ttl-cache", ["put", "read"]);
+    expect((await cache.entries.put("s:1", { name: "ana" }, 60)).value).toEqual({ name: "ana" });
+    expect((await cache.entries.get("s:1")).owner_id).toBe("ana");
+    expect((await apiError(cache.entries.get("s:2"))).code).toBe("not_found");
+    expect((await apiError(cache.items.list())).code).toBe("resource_not_in_template");
+  });
+});
