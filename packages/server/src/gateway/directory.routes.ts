@@ -12,7 +12,7 @@ import { z } from "zod";
 import type { Db } from "../db/db";
 import { auditContext, type RequestContext } from "../http/context";
 import type { Clock } from "../lib/clock";
-import { decodeCursor, encodeCursor } from "../lib/cursor";
+import { encodeCursor, recordIdFromCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newRecordId } from "../lib/ids";
 import { setToLabels } from "../lib/labels";
@@ -22,7 +22,6 @@ import { createItem, deleteItem, getItem, listItems, updateItem } from "./direct
 import { governedHelpers } from "./governed";
 
 const TEMPLATE = "directory";
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ATTR_NAME = /^attr\.([A-Za-z_][A-Za-z0-9_]{0,63})$/;
 const MAX_ATTR_FILTERS = 5;
 
@@ -119,15 +118,7 @@ export const directoryRoutes: FastifyPluginAsyncZod<{
     async (req) => {
       const { limit, cursor, kind } = req.query;
       const attrs = attrFilter(req.query as Record<string, unknown>);
-      let beforeId: string | undefined;
-      if (cursor) {
-        const c = decodeCursor(cursor, { id: "string" });
-        if (!c || !UUID.test(c.id as string))
-          throw new TrellisError("invalid_request", [
-            { path: "/cursor", message: "is not a cursor from this API" },
-          ]);
-        beforeId = c.id as string;
-      }
+      const beforeId = recordIdFromCursor(cursor);
       req.trellis.policyIds = req.trellis.governed?.policy.readPolicyIds;
       const rows = await listItems(db, ctxOf(req.trellis), {
         kind,

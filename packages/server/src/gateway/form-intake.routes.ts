@@ -11,7 +11,7 @@ import { z } from "zod";
 import type { Db } from "../db/db";
 import { auditContext } from "../http/context";
 import type { Clock } from "../lib/clock";
-import { decodeCursor, encodeCursor } from "../lib/cursor";
+import { encodeCursor, recordIdFromCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newRecordId } from "../lib/ids";
 import { setToLabels } from "../lib/labels";
@@ -27,7 +27,6 @@ import {
 import { governedHelpers } from "./governed";
 
 const TEMPLATE = "form-intake";
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A stored submission as the record Cedar decides on. */
 const asResource = (r: SubmissionRecord) => ({
@@ -102,15 +101,7 @@ export const formIntakeRoutes: FastifyPluginAsyncZod<{
     },
     async (req) => {
       const { limit, cursor, form_id } = req.query;
-      let beforeId: string | undefined;
-      if (cursor) {
-        const c = decodeCursor(cursor, { id: "string" });
-        if (!c || !UUID.test(c.id as string))
-          throw new TrellisError("invalid_request", [
-            { path: "/cursor", message: "is not a cursor from this API" },
-          ]);
-        beforeId = c.id as string;
-      }
+      const beforeId = recordIdFromCursor(cursor);
       const governed = req.trellis.governed;
       if (!governed) throw new TrellisError("auth_required"); // unreachable: the hook sets it
       // The row filter is made of the app's read policies (row-level security applies it).

@@ -1,3 +1,5 @@
+import { TrellisError } from "./errors";
+
 /**
  * Opaque pagination cursors: base64url of a small JSON object. Callers treat them as opaque;
  * decoding validates the shape so a forged cursor is a 400, not a query error.
@@ -23,4 +25,20 @@ export function decodeCursor<K extends string>(
   } catch {
     return undefined;
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The record id in a list cursor (`{id}`, as the gateway's newest-first lists encode it), or
+ * undefined for no cursor; anything else is an `invalid_request` naming `/cursor`.
+ */
+export function recordIdFromCursor(cursor: string | undefined): string | undefined {
+  if (!cursor) return undefined;
+  const c = decodeCursor(cursor, { id: "string" });
+  if (!c || !UUID.test(c.id as string))
+    throw new TrellisError("invalid_request", [
+      { path: "/cursor", message: "is not a cursor from this API" },
+    ]);
+  return c.id as string;
 }
