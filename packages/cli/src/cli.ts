@@ -61,6 +61,14 @@ App API (an app token: --token T or TRELLIS_APP_TOKEN):
   submissions APP_ID [--limit N] [--cursor C] [--form FORM_ID] [--token T]
             One page of entries, newest first, as JSON
 
+  events append APP_ID --type TYPE --data JSON_OR_FILE | events list APP_ID [--after N] [--limit N]
+            event-log apps: append an event (prints its number) | read events in order
+  items create APP_ID --kind KIND --attrs JSON_OR_FILE | items list APP_ID [--kind K] [--attr NAME=VALUE…]
+  items get|delete APP_ID ITEM_ID | items update APP_ID ITEM_ID --attrs JSON (null removes a key)
+            directory apps
+  entries put APP_ID KEY --value JSON_OR_FILE --ttl SECONDS | entries get APP_ID KEY
+            ttl-cache apps
+
   help      Show this text (also: trellis <command> --help)
 
 Exit codes: 0 done, 1 the server refused or could not be reached, 2 usage error.

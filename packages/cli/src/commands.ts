@@ -24,6 +24,9 @@ export const CLIENT_COMMANDS = [
   "submissions",
   "audit",
   "policy",
+  "events",
+  "items",
+  "entries",
 ] as const;
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
@@ -305,6 +308,128 @@ async function submissions(args: string[], env: Env): Promise<void> {
   printJson(await client.submissions.list({ limit, cursor: values.cursor, form_id: values.form }));
 }
 
+/** event-log: `events append APP --type T --data JSON` | `events list APP [--after N]`. */
+async function events(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub === "append") {
+    const { values, positionals } = parse(
+      rest,
+      { token: { type: "string" }, type: { type: "string" }, data: { type: "string" } },
+      ["APP_ID"],
+    );
+    const data = await jsonObject(required(values.data, "--data"), "--data");
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.events.append({ type: required(values.type, "--type"), data }));
+  }
+  if (sub === "list") {
+    const { values, positionals } = parse(
+      rest,
+      { token: { type: "string" }, after: { type: "string" }, limit: { type: "string" } },
+      ["APP_ID"],
+    );
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(
+      await client.events.list({
+        after: integer(values.after, "--after", 0, Number.MAX_SAFE_INTEGER),
+        limit: integer(values.limit, "--limit", 1, PAGE.maxLimit),
+      }),
+    );
+  }
+  throw new UsageError(
+    sub ? `unknown events command "${sub}"` : "events needs a command: append or list",
+  );
+}
+
+/** directory: `items create|list|get|update|delete`. */
+async function items(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub === "create") {
+    const { values, positionals } = parse(
+      rest,
+      { token: { type: "string" }, kind: { type: "string" }, attrs: { type: "string" } },
+      ["APP_ID"],
+    );
+    const attrs = await jsonObject(required(values.attrs, "--attrs"), "--attrs");
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.items.create({ kind: required(values.kind, "--kind"), attrs }));
+  }
+  if (sub === "list") {
+    const { values, positionals } = parse(
+      rest,
+      {
+        token: { type: "string" },
+        kind: { type: "string" },
+        attr: { type: "string", multiple: true },
+        limit: { type: "string" },
+        cursor: { type: "string" },
+      },
+      ["APP_ID"],
+    );
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(
+      await client.items.list({
+        kind: values.kind,
+        attrs: labels(values.attr),
+        limit: integer(values.limit, "--limit", 1, PAGE.maxLimit),
+        cursor: values.cursor,
+      }),
+    );
+  }
+  if (sub === "get" || sub === "delete") {
+    const { values, positionals } = parse(rest, { token: { type: "string" } }, [
+      "APP_ID",
+      "ITEM_ID",
+    ]);
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    if (sub === "get") return printJson(await client.items.get(positionals[1] ?? ""));
+    await client.items.delete(positionals[1] ?? "");
+    process.stdout.write(`deleted ${clean(positionals[1] ?? "")}\n`);
+    return;
+  }
+  if (sub === "update") {
+    const { values, positionals } = parse(
+      rest,
+      { token: { type: "string" }, attrs: { type: "string" } },
+      ["APP_ID", "ITEM_ID"],
+    );
+    const attrs = await jsonObject(required(values.attrs, "--attrs"), "--attrs");
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.items.update(positionals[1] ?? "", attrs));
+  }
+  throw new UsageError(
+    sub
+      ? `unknown items command "${sub}"`
+      : "items needs a command: create, list, get, update or delete",
+  );
+}
+
+/** ttl-cache: `entries put APP KEY --value JSON --ttl SECONDS` | `entries get APP KEY`. */
+async function entries(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub === "put") {
+    const { values, positionals } = parse(
+      rest,
+      { token: { type: "string" }, value: { type: "string" }, ttl: { type: "string" } },
+      ["APP_ID", "KEY"],
+    );
+    const value = await jsonObject(required(values.value, "--value"), "--value");
+    const ttl = integer(required(values.ttl, "--ttl"), "--ttl", 1, 2_592_000) ?? 0;
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.entries.put(positionals[1] ?? "", value, ttl));
+  }
+  if (sub === "get") {
+    const { values, positionals } = parse(rest, { token: { type: "string" } }, ["APP_ID", "KEY"]);
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.entries.get(positionals[1] ?? ""));
+  }
+  throw new UsageError(
+    sub ? `unknown entries command "${sub}"` : "entries needs a command: put or get",
+  );
+}
+
 /** `--label team=hr --label region=eu` → {team: "hr", region: "eu"}. */
 function labels(values: string[] | undefined): Record<string, string> | undefined {
   if (!values) return undefined;
@@ -502,6 +627,9 @@ export function runClientCommand(command: ClientCommand, args: string[], env: En
     submissions,
     audit,
     policy,
+    events,
+    items,
+    entries,
   };
   return commands[command](args, env);
 }

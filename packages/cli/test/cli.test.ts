@@ -619,3 +619,65 @@ describe("trellis template check", () => {
     expect((await cli(["template", "lint", dir])).code).toBe(2);
   }, 30_000);
 });
+
+describe("trellis CLI: event-log, directory and ttl-cache apps", () => {
+  const appWith = async (template: string, scopes: string[]) => {
+    const created = await cli([
+      "apps",
+      "create",
+      "--name",
+      template,
+      "--template",
+      template,
+      "--owner",
+      "o@example.org",
+      "--schema",
+      '{"type":"object","properties":{"name":{"type":"string"},"n":{"type":"integer"}}}',
+    ]);
+    const id = JSON.parse(created.stdout).id as string;
+    const args = ["tokens", "create", id, "--subject", "ana"];
+    for (const s of scopes) args.push("--scope", s);
+    const token = JSON.parse((await cli(args)).stdout).token as string;
+    return { id, env: { TRELLIS_APP_TOKEN: token } };
+  };
+
+  it("events append and list", async () => {
+    const { id, env: e } = await appWith("event-log", ["append", "read"]);
+    const appended = await cli(
+      ["events", "append", id, "--type", "door.opened", "--data", '{"n":1}'],
+      e,
+    );
+    expect(appended.code).toBe(0);
+    expect(JSON.parse(appended.stdout).seq).toBe(1);
+    const listed = await cli(["events", "list", id, "--after", "0"], e);
+    expect(JSON.parse(listed.stdout).items.map((x: { type: string }) => x.type)).toEqual([
+      "door.opened",
+    ]);
+  });
+
+  it("items create, list by attribute, update, delete", async () => {
+    const { id, env: e } = await appWith("directory", ["create", "read", "update", "delete"]);
+    const made = JSON.parse(
+      (await cli(["items", "create", id, "--kind", "room", "--attrs", '{"name":"Blue","n":4}'], e))
+        .stdout,
+    );
+    const listed = await cli(["items", "list", id, "--kind", "room", "--attr", "n=4"], e);
+    expect(JSON.parse(listed.stdout).items.map((i: { id: string }) => i.id)).toEqual([made.id]);
+    const updated = await cli(["items", "update", id, made.id, "--attrs", '{"n":null}'], e);
+    expect(JSON.parse(updated.stdout).attrs).toEqual({ name: "Blue" });
+    expect((await cli(["items", "delete", id, made.id], e)).stdout).toBe(`deleted ${made.id}\n`);
+    expect((await cli(["items", "get", id, made.id], e)).code).toBe(1);
+  });
+
+  it("entries put and get; a missing --ttl is a usage error", async () => {
+    const { id, env: e } = await appWith("ttl-cache", ["put", "read"]);
+    expect(
+      (await cli(["entries", "put", id, "s:1", "--value", '{"name":"ana"}', "--ttl", "60"], e))
+        .code,
+    ).toBe(0);
+    expect(JSON.parse((await cli(["entries", "get", id, "s:1"], e)).stdout).value).toEqual({
+      name: "ana",
+    });
+    expect((await cli(["entries", "put", id, "s:2", "--value", "{}"], e)).code).toBe(2);
+  });
+});
