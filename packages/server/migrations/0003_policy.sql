@@ -56,6 +56,23 @@ CREATE FUNCTION trellis.claim_app_env() RETURNS text LANGUAGE sql STABLE
 CREATE FUNCTION trellis.has_block(block text) RETURNS boolean LANGUAGE sql STABLE
   AS $$ SELECT coalesce(block = ANY (string_to_array(nullif(current_setting('trellis.blocks', true), ''), ' ')), false) $$;
 
+-- The read side of the policy blocks, shared by every template's read policy. None looks at a
+-- row: a policy calls them as (SELECT trellis.…()) so each runs once per query, not per row.
+-- app-read or admin-read: every row of the app.
+CREATE FUNCTION trellis.reads_all() RETURNS boolean LANGUAGE sql STABLE AS $$
+  SELECT (trellis.has_block('app-read') AND trellis.has_scope('read:all'))
+      OR (trellis.has_block('admin-read') AND trellis.has_scope('admin:read'))
+$$;
+-- owner-read: the caller's own rows.
+CREATE FUNCTION trellis.reads_own() RETURNS boolean LANGUAGE sql STABLE
+  AS $$ SELECT trellis.has_block('owner-read') AND trellis.has_scope('read') $$;
+-- assigned-reviewer: rows assigned to the caller.
+CREATE FUNCTION trellis.reads_assigned() RETURNS boolean LANGUAGE sql STABLE
+  AS $$ SELECT trellis.has_block('assigned-reviewer') AND trellis.has_scope('read') $$;
+-- label-scoped is off: no label condition on rows.
+CREATE FUNCTION trellis.labels_unrestricted() RETURNS boolean LANGUAGE sql STABLE
+  AS $$ SELECT NOT trellis.has_block('label-scoped') $$;
+
 -- The write side of the policy blocks, shared by every template's write policies (plain SQL
 -- functions: the planner inlines them into the policy, so they cost what the expression does).
 -- owner-write: the caller holds the action's scope and owns the row.

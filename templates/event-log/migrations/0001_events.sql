@@ -37,13 +37,9 @@ ALTER TABLE trellis.event_log_heads FORCE ROW LEVEL SECURITY;
 CREATE POLICY events_read ON trellis.event_log_events FOR SELECT TO trellis_gateway
   USING (
     app_id = (SELECT trellis.claim_app())
-    AND (
-      ((SELECT trellis.has_block('owner-read') AND trellis.has_scope('read'))
-        AND author_id = (SELECT trellis.claim_sub()))
-      OR (SELECT trellis.has_block('app-read') AND trellis.has_scope('read:all'))
-      OR (SELECT trellis.has_block('admin-read') AND trellis.has_scope('admin:read'))
-    )
-    AND ((SELECT NOT trellis.has_block('label-scoped'))
+    AND ((SELECT trellis.reads_all())
+      OR ((SELECT trellis.reads_own()) AND author_id = (SELECT trellis.claim_sub())))
+    AND ((SELECT trellis.labels_unrestricted())
       OR ((SELECT cardinality(trellis.claim_labels()) > 0)
         AND labels @> (SELECT trellis.claim_labels())))
   );
@@ -86,8 +82,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM trellis.set_claims(ctx);
   -- RLS decides; the branches only let the planner use the right index.
-  IF (trellis.has_block('app-read') AND trellis.has_scope('read:all'))
-     OR (trellis.has_block('admin-read') AND trellis.has_scope('admin:read')) THEN
+  IF trellis.reads_all() THEN
     RETURN QUERY SELECT * FROM trellis.event_log_events e
       WHERE e.app_id = ctx->>'app_id' AND e.seq > p_after ORDER BY e.seq LIMIT p_limit;
   ELSE

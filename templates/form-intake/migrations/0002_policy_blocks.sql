@@ -32,20 +32,10 @@ DROP POLICY submissions_soft_delete ON trellis.form_intake_submissions;
 CREATE POLICY submissions_read ON trellis.form_intake_submissions FOR SELECT TO trellis_gateway
   USING (
     app_id = (SELECT trellis.claim_app())
-    AND (
-      -- owner-read
-      ((SELECT trellis.has_block('owner-read') AND trellis.has_scope('read'))
-        AND submitter_id = (SELECT trellis.claim_sub()))
-      -- app-read
-      OR (SELECT trellis.has_block('app-read') AND trellis.has_scope('read:all'))
-      -- admin-read
-      OR (SELECT trellis.has_block('admin-read') AND trellis.has_scope('admin:read'))
-      -- assigned-reviewer
-      OR ((SELECT trellis.has_block('assigned-reviewer') AND trellis.has_scope('read'))
-        AND reviewer_id = (SELECT trellis.claim_sub()))
-    )
-    -- label-scoped (forbid)
-    AND ((SELECT NOT trellis.has_block('label-scoped'))
+    AND ((SELECT trellis.reads_all())
+      OR ((SELECT trellis.reads_own()) AND submitter_id = (SELECT trellis.claim_sub()))
+      OR ((SELECT trellis.reads_assigned()) AND reviewer_id = (SELECT trellis.claim_sub())))
+    AND ((SELECT trellis.labels_unrestricted())
       OR ((SELECT cardinality(trellis.claim_labels()) > 0)
         AND labels @> (SELECT trellis.claim_labels())))
   );
@@ -109,13 +99,12 @@ BEGIN
           set_config('trellis.blocks', coalesce(ctx->>'blocks', ''), true);
   -- Row-level security decides what is visible; the branches only help the planner pick an
   -- index: when no app-wide block applies, every visible row is the caller's own or assigned.
-  IF (trellis.has_block('app-read') AND trellis.has_scope('read:all'))
-     OR (trellis.has_block('admin-read') AND trellis.has_scope('admin:read')) THEN
+  IF trellis.reads_all() THEN
     RETURN QUERY SELECT * FROM trellis.form_intake_submissions s
       WHERE s.app_id = ctx->>'app_id' AND s.deleted_at IS NULL
         AND (p_form_id IS NULL OR s.form_id = p_form_id) AND (p_before IS NULL OR s.id < p_before)
       ORDER BY s.id DESC LIMIT p_limit;
-  ELSIF NOT trellis.has_block('assigned-reviewer') THEN
+  ELSIF NOT trellis.reads_assigned() THEN
     RETURN QUERY SELECT * FROM trellis.form_intake_submissions s
       WHERE s.app_id = ctx->>'app_id' AND s.submitter_id = ctx->>'sub' AND s.deleted_at IS NULL
         AND (p_form_id IS NULL OR s.form_id = p_form_id) AND (p_before IS NULL OR s.id < p_before)

@@ -22,13 +22,9 @@ ALTER TABLE trellis.ttl_cache_entries FORCE ROW LEVEL SECURITY;
 CREATE POLICY entries_read ON trellis.ttl_cache_entries FOR SELECT TO trellis_gateway
   USING (
     app_id = (SELECT trellis.claim_app())
-    AND (
-      ((SELECT trellis.has_block('owner-read') AND trellis.has_scope('read'))
-        AND owner_id = (SELECT trellis.claim_sub()))
-      OR (SELECT trellis.has_block('app-read') AND trellis.has_scope('read:all'))
-      OR (SELECT trellis.has_block('admin-read') AND trellis.has_scope('admin:read'))
-    )
-    AND ((SELECT NOT trellis.has_block('label-scoped'))
+    AND ((SELECT trellis.reads_all())
+      OR ((SELECT trellis.reads_own()) AND owner_id = (SELECT trellis.claim_sub())))
+    AND ((SELECT trellis.labels_unrestricted())
       OR ((SELECT cardinality(trellis.claim_labels()) > 0)
         AND labels @> (SELECT trellis.claim_labels())))
   );
