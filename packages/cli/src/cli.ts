@@ -68,6 +68,12 @@ App API (an app token: --token T or TRELLIS_APP_TOKEN):
             directory apps
   entries put APP_ID KEY --value JSON_OR_FILE --ttl SECONDS | entries get APP_ID KEY
             ttl-cache apps
+  bookings create APP_ID --resource R --start TIME --end TIME | bookings list APP_ID [--resource R]
+           [--from TIME] [--to TIME] | bookings get|cancel APP_ID BOOKING_ID
+            bookings apps (TIME: ISO 8601 with an offset; an overlap is booking_conflict)
+  requests create APP_ID --payload JSON_OR_FILE --reviewer SUBJECT | requests list APP_ID [--role requester|reviewer] [--state S]
+  requests get APP_ID REQUEST_ID | requests move APP_ID REQUEST_ID reviewing|approved|rejected|withdrawn
+            approval-queue apps (an illegal move prints the allowed ones)
 
   help      Show this text (also: trellis <command> --help)
 

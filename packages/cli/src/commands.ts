@@ -8,6 +8,7 @@ import {
   ENVIRONMENTS,
   type Environment,
   PAGE,
+  REQUEST_STATES,
 } from "@trellis/contracts";
 import { type AuditEvent, createAdminClient, createAppClient } from "@trellis/sdk";
 import { clean, HelpRequested, PolicyTestsFailed, printJson, table, UsageError } from "./output";
@@ -27,6 +28,8 @@ export const CLIENT_COMMANDS = [
   "events",
   "items",
   "entries",
+  "bookings",
+  "requests",
 ] as const;
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
@@ -430,6 +433,140 @@ async function entries(args: string[], env: Env): Promise<void> {
   );
 }
 
+/** approval-queue: `requests create|list|get|move`. */
+async function requests(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub === "create") {
+    const { values, positionals } = parse(
+      rest,
+      { token: { type: "string" }, payload: { type: "string" }, reviewer: { type: "string" } },
+      ["APP_ID"],
+    );
+    const payload = await jsonObject(required(values.payload, "--payload"), "--payload");
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(
+      await client.requests.create({
+        payload,
+        assigned_reviewer: required(values.reviewer, "--reviewer"),
+      }),
+    );
+  }
+  if (sub === "list") {
+    const { values, positionals } = parse(
+      rest,
+      {
+        token: { type: "string" },
+        role: { type: "string" },
+        state: { type: "string" },
+        limit: { type: "string" },
+        cursor: { type: "string" },
+      },
+      ["APP_ID"],
+    );
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(
+      await client.requests.list({
+        role: oneOf(values.role, "--role", ["requester", "reviewer"] as const),
+        state: oneOf(values.state, "--state", REQUEST_STATES),
+        limit: integer(values.limit, "--limit", 1, PAGE.maxLimit),
+        cursor: values.cursor,
+      }),
+    );
+  }
+  if (sub === "get") {
+    const { values, positionals } = parse(rest, { token: { type: "string" } }, [
+      "APP_ID",
+      "REQUEST_ID",
+    ]);
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.requests.get(positionals[1] ?? ""));
+  }
+  if (sub === "move") {
+    const { values, positionals } = parse(rest, { token: { type: "string" } }, [
+      "APP_ID",
+      "REQUEST_ID",
+      "STATE",
+    ]);
+    const to = oneOf(positionals[2], "STATE", REQUEST_STATES);
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.requests.transition(positionals[1] ?? "", to ?? "requested"));
+  }
+  throw new UsageError(
+    sub
+      ? `unknown requests command "${sub}"`
+      : "requests needs a command: create, list, get or move",
+  );
+}
+
+/**
+ * bookings: `bookings create APP --resource R --start TIME --end TIME` | `bookings list APP
+ * [--resource R] [--from TIME] [--to TIME]` | `bookings get|cancel APP BOOKING_ID`.
+ */
+async function bookings(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub === "create") {
+    const { values, positionals } = parse(
+      rest,
+      {
+        token: { type: "string" },
+        resource: { type: "string" },
+        start: { type: "string" },
+        end: { type: "string" },
+      },
+      ["APP_ID"],
+    );
+    const req = {
+      resource: required(values.resource, "--resource"),
+      starts_at: required(values.start, "--start"),
+      ends_at: required(values.end, "--end"),
+    };
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(await client.bookings.create(req));
+  }
+  if (sub === "list") {
+    const { values, positionals } = parse(
+      rest,
+      {
+        token: { type: "string" },
+        resource: { type: "string" },
+        from: { type: "string" },
+        to: { type: "string" },
+        limit: { type: "string" },
+        cursor: { type: "string" },
+      },
+      ["APP_ID"],
+    );
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    return printJson(
+      await client.bookings.list({
+        resource: values.resource,
+        from: values.from,
+        to: values.to,
+        limit: integer(values.limit, "--limit", 1, PAGE.maxLimit),
+        cursor: values.cursor,
+      }),
+    );
+  }
+  if (sub === "get" || sub === "cancel") {
+    const { values, positionals } = parse(rest, { token: { type: "string" } }, [
+      "APP_ID",
+      "BOOKING_ID",
+    ]);
+    const client = appClient(env, positionals[0] ?? "", values.token);
+    if (sub === "get") return printJson(await client.bookings.get(positionals[1] ?? ""));
+    await client.bookings.cancel(positionals[1] ?? "");
+    process.stdout.write(`cancelled ${clean(positionals[1] ?? "")}\n`);
+    return;
+  }
+  throw new UsageError(
+    sub
+      ? `unknown bookings command "${sub}"`
+      : "bookings needs a command: create, list, get or cancel",
+  );
+}
+
 /** `--label team=hr --label region=eu` → {team: "hr", region: "eu"}. */
 function labels(values: string[] | undefined): Record<string, string> | undefined {
   if (!values) return undefined;
@@ -630,6 +767,8 @@ export function runClientCommand(command: ClientCommand, args: string[], env: En
     events,
     items,
     entries,
+    bookings,
+    requests,
   };
   return commands[command](args, env);
 }

@@ -76,6 +76,8 @@ export function printError(err: unknown, url?: string): void {
     const lines = [`trellis: ${err.code}: ${clean(err.message)}${request}`];
     for (const issue of err.issues ?? [])
       lines.push(`  ${clean(issue.path || "/")}: ${clean(issue.message)}`);
+    if (err.allowed)
+      lines.push(`  allowed: ${err.allowed.length ? err.allowed.map(clean).join(", ") : "none"}`);
     process.stderr.write(`${lines.join("\n")}\n`);
     return;
   }

@@ -54,10 +54,15 @@ describe("trellis CLI against a real server", () => {
     expect(r).toMatchObject({ code: 0, stderr: "" });
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^ID\s+VERSION\s+RETENTION\s+SCOPES\s+TITLE$/);
-    expect(lines[1]).toMatch(/^directory\s+1\s+1095d\s+\S*update\S*\s+Directory$/);
-    expect(lines[2]).toMatch(/^event-log\s+1\s+365d\s+\S*append\S*\s+Event log$/);
-    expect(lines[4]).toMatch(/^ttl-cache\s+1\s+30d\s+\S*put\S*\s+TTL cache$/);
-    expect(lines[3]).toMatch(/^form-intake\s+1\s+730d\s+\S*read:all\S*\s+Form intake$/);
+    const line = (id: string) => lines.find((l) => l.startsWith(`${id} `));
+    expect(line("approval-queue")).toMatch(
+      /^approval-queue\s+1\s+1095d\s+\S*review\S*\s+Approval queue$/,
+    );
+    expect(line("bookings")).toMatch(/^bookings\s+1\s+730d\s+\S*cancel\S*\s+Bookings$/);
+    expect(line("directory")).toMatch(/^directory\s+1\s+1095d\s+\S*update\S*\s+Directory$/);
+    expect(line("event-log")).toMatch(/^event-log\s+1\s+365d\s+\S*append\S*\s+Event log$/);
+    expect(line("ttl-cache")).toMatch(/^ttl-cache\s+1\s+30d\s+\S*put\S*\s+TTL cache$/);
+    expect(line("form-intake")).toMatch(/^form-intake\s+1\s+730d\s+\S*read:all\S*\s+Form intake$/);
   });
 
   it("templates show prints a template in plain words", async () => {
@@ -679,5 +684,52 @@ describe("trellis CLI: event-log, directory and ttl-cache apps", () => {
       name: "ana",
     });
     expect((await cli(["entries", "put", id, "s:2", "--value", "{}"], e)).code).toBe(2);
+  });
+
+  it("bookings create, list by time, a conflict (exit 1, its code), cancel", async () => {
+    const { id, env: e } = await appWith("bookings", ["create", "read", "cancel"]);
+    const slot = ["--resource", "Room 1", "--start", "2030-03-02T10:00:00Z"];
+    const made = await cli(["bookings", "create", id, ...slot, "--end", "2030-03-02T11:00:00Z"], e);
+    expect(made.code).toBe(0);
+    const booking = JSON.parse(made.stdout);
+    expect(booking).toMatchObject({ resource: "Room 1", owner_id: "ana" });
+    const clash = await cli(
+      ["bookings", "create", id, ...slot, "--end", "2030-03-02T10:30:00Z"],
+      e,
+    );
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toContain("booking_conflict");
+    const listed = await cli(
+      ["bookings", "list", id, "--from", "2030-03-02T10:59:00Z", "--to", "2030-03-02T12:00:00Z"],
+      e,
+    );
+    expect(JSON.parse(listed.stdout).items.map((b: { id: string }) => b.id)).toEqual([booking.id]);
+    expect((await cli(["bookings", "cancel", id, booking.id], e)).stdout).toBe(
+      `cancelled ${booking.id}\n`,
+    );
+    expect((await cli(["bookings", "get", id, booking.id], e)).code).toBe(1);
+    expect((await cli(["bookings", "create", id, ...slot], e)).code).toBe(2); // no --end
+  });
+
+  it("requests create, list, move; an illegal move prints the allowed ones", async () => {
+    const { id, env: e } = await appWith("approval-queue", ["create", "read", "withdraw"]);
+    const made = JSON.parse(
+      (
+        await cli(
+          ["requests", "create", id, "--payload", '{"name":"Laptop"}', "--reviewer", "rita"],
+          e,
+        )
+      ).stdout,
+    );
+    expect(made.state).toBe("requested");
+    const listed = await cli(["requests", "list", id, "--role", "requester"], e);
+    expect(JSON.parse(listed.stdout).items.map((r: { id: string }) => r.id)).toEqual([made.id]);
+    const wrong = await cli(["requests", "move", id, made.id, "approved"], e);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("transition_not_allowed");
+    expect(wrong.stderr).toContain("allowed: withdrawn");
+    const withdrawn = await cli(["requests", "move", id, made.id, "withdrawn"], e);
+    expect(JSON.parse(withdrawn.stdout).state).toBe("withdrawn");
+    expect((await cli(["requests", "move", id, made.id, "done"], e)).code).toBe(2);
   });
 });

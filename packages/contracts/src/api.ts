@@ -17,6 +17,8 @@ export const ErrorBody = z.object({
     request_id: z.string(),
     /** Present for payload and request validation failures: where and what, never internals. */
     issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    /** With transition_not_allowed: the states this caller may move the record to from here. */
+    allowed: z.array(z.string()).optional(),
   }),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
@@ -426,6 +428,49 @@ export const ListItemsQuery = z
 export const ItemPage = z.object({ items: z.array(Item), next_cursor: z.string().nullable() });
 export type ItemPage = z.infer<typeof ItemPage>;
 
+// ── approval-queue requests (gateway) ───────────────────────────────────────────────────
+export const REQUEST_STATES = ["requested", "reviewing", "approved", "rejected", "withdrawn"] as const;
+export const RequestState = z.enum(REQUEST_STATES);
+export type RequestState = z.infer<typeof RequestState>;
+export const RequestParams = z.object({ app: AppId, id: z.uuid() });
+
+export const CreateRequestRequest = z.strictObject({
+  /** Checked against the app's payload schema. */
+  payload: z.record(z.string(), z.unknown()),
+  /** The subject who reviews it: not the requester. */
+  assigned_reviewer: text(200),
+});
+export type CreateRequestRequest = z.infer<typeof CreateRequestRequest>;
+
+export const TransitionRequest = z.strictObject({ to: RequestState });
+export type TransitionRequest = z.infer<typeof TransitionRequest>;
+
+export const ApprovalRequestRecord = z.object({
+  id: z.string(),
+  app_id: z.string(),
+  requester_id: z.string(),
+  assigned_reviewer: z.string(),
+  payload: z.record(z.string(), z.unknown()),
+  state: RequestState,
+  labels: z.record(z.string(), z.string()),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type ApprovalRequestRecord = z.infer<typeof ApprovalRequestRecord>;
+
+/** `role=requester` (yours) or `role=reviewer` (assigned to you), and one `state`. */
+export const ListRequestsQuery = z.strictObject({
+  limit,
+  cursor,
+  role: z.enum(["requester", "reviewer"]).optional(),
+  state: RequestState.optional(),
+});
+export const RequestPage = z.object({
+  items: z.array(ApprovalRequestRecord),
+  next_cursor: z.string().nullable(),
+});
+export type RequestPage = z.infer<typeof RequestPage>;
+
 // ── ttl-cache entries (gateway) ─────────────────────────────────────────────────────────
 export const EntryKey = z
   .string()
@@ -450,3 +495,68 @@ export const Entry = z.object({
   updated_at: z.string(),
 });
 export type Entry = z.infer<typeof Entry>;
+
+// ── bookings (gateway) ──────────────────────────────────────────────────────────────────
+/** The longest one booking may last (the table's CHECK says the same). */
+export const BOOKING_MAX_DAYS = 31;
+const BOOKING_MAX_MS = BOOKING_MAX_DAYS * 86_400_000;
+const LAST_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+export const BookingResource = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/,
+    "letters, digits, spaces, . _ : and -, up to 100, from a letter or digit",
+  );
+/** ISO 8601 with an offset (`Z` or `+02:00`), 1970 to 9999; kept to the millisecond. */
+const Instant = z.iso.datetime({ offset: true }).refine((v) => {
+  const ms = Date.parse(v);
+  return ms >= 0 && ms <= LAST_INSTANT_MS;
+}, "must be a date-time from 1970 to 9999");
+const msOf = (v: string) => Date.parse(v);
+
+export const BookingParams = z.object({ app: AppId, id: z.uuid() });
+
+/** `[starts_at, ends_at)`: a booking may end exactly when the next one starts. */
+export const CreateBookingRequest = z
+  .strictObject({ resource: BookingResource, starts_at: Instant, ends_at: Instant })
+  .refine((b) => msOf(b.ends_at) > msOf(b.starts_at), {
+    path: ["ends_at"],
+    message: "must be after starts_at",
+  })
+  .refine((b) => msOf(b.ends_at) - msOf(b.starts_at) <= BOOKING_MAX_MS, {
+    path: ["ends_at"],
+    message: `a booking lasts at most ${BOOKING_MAX_DAYS} days`,
+  });
+export type CreateBookingRequest = z.infer<typeof CreateBookingRequest>;
+
+export const Booking = z.object({
+  id: z.string(),
+  app_id: z.string(),
+  resource: z.string(),
+  owner_id: z.string(),
+  starts_at: z.string(),
+  ends_at: z.string(),
+  labels: z.record(z.string(), z.string()),
+  created_at: z.string(),
+});
+export type Booking = z.infer<typeof Booking>;
+
+/** Live bookings, newest first; `from`/`to` keep those overlapping `[from, to)` (either may be left open). */
+export const ListBookingsQuery = z
+  .strictObject({
+    limit,
+    cursor,
+    resource: BookingResource.optional(),
+    from: Instant.optional(),
+    to: Instant.optional(),
+  })
+  .refine((q) => !q.from || !q.to || msOf(q.to) > msOf(q.from), {
+    path: ["to"],
+    message: "must be after from",
+  });
+export const BookingPage = z.object({
+  items: z.array(Booking),
+  next_cursor: z.string().nullable(),
+});
+export type BookingPage = z.infer<typeof BookingPage>;

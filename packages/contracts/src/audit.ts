@@ -34,8 +34,16 @@ export const AUDIT_ACTIONS = [
   "item.get",
   "item.update",
   "item.delete",
+  "request.create",
+  "request.list",
+  "request.get",
+  "request.transition",
   "entry.put",
   "entry.get",
+  "booking.create",
+  "booking.list",
+  "booking.get",
+  "booking.cancel",
   "event.append",
   "event.list",
   "route.unmatched",
@@ -64,5 +72,7 @@ export const AuditEvent = z.object({
   outcome: z.enum(AUDIT_OUTCOMES),
   error_code: z.string().nullable(),
   request_id: z.string(),
+  /** What changed: a transition's `{state: {from, to}}`, an upgrade's steps; null otherwise. */
+  diff: z.record(z.string(), z.unknown()).nullable(),
 });
 export type AuditEvent = z.infer<typeof AuditEvent>;

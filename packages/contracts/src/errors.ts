@@ -79,6 +79,19 @@ export const ERRORS = {
     status: 409,
     message: "The app holds as many entries as its quota allows; wait for entries to expire.",
   },
+  transition_not_allowed: {
+    status: 409,
+    message: "The record cannot move to that state from where it is; `allowed` lists where it can.",
+  },
+  reviewer_is_requester: {
+    status: 422,
+    message: "Nobody reviews their own request: name another subject as the reviewer.",
+  },
+  booking_conflict: {
+    status: 409,
+    message:
+      "That resource is already booked for part of that time; pick another time or resource.",
+  },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   policy_denied: {

@@ -1,9 +1,15 @@
 import {
+  ApprovalRequestRecord,
+  Booking,
+  BookingPage,
+  type CreateBookingRequest,
   Entry,
   EventPage,
   Item,
   ItemPage,
   LogEvent,
+  RequestPage,
+  type RequestState,
   Submission,
   SubmissionPage,
 } from "@trellis/contracts";
@@ -108,6 +114,64 @@ export interface AppClient {
     put(key: string, value: Record<string, unknown>, ttlSeconds: number): Promise<Entry>;
     /** An entry; `not_found` once it has expired. @example await app.entries.get("session:42") */
     get(key: string): Promise<Entry>;
+  };
+  /** bookings apps. */
+  bookings: {
+    /**
+     * Books `resource` for `[starts_at, ends_at)` (scope `create`; ISO 8601 with an offset, at
+     * most 31 days). A slot overlapping a live booking of that resource rejects with code
+     * `booking_conflict`.
+     * @example await app.bookings.create({ resource: "Room 1", starts_at: "2030-03-02T10:00:00Z", ends_at: "2030-03-02T11:00:00Z" })
+     */
+    create(req: CreateBookingRequest): Promise<Booking>;
+    /**
+     * Live bookings, newest first, of one `resource` and overlapping `[from, to)` (each optional).
+     * @example await app.bookings.list({ resource: "Room 1", from: "2030-03-02T00:00:00Z", to: "2030-03-03T00:00:00Z" })
+     */
+    list(query?: {
+      resource?: string;
+      from?: string;
+      to?: string;
+      limit?: number;
+      cursor?: string;
+    }): Promise<BookingPage>;
+    /** @example await app.bookings.get(b.id) */
+    get(id: string): Promise<Booking>;
+    /**
+     * Cancels a booking (scope `cancel`), which frees its time; it cannot be undone.
+     * @example await app.bookings.cancel(b.id)
+     */
+    cancel(id: string): Promise<void>;
+  };
+  /** approval-queue apps. */
+  requests: {
+    /**
+     * Files a request (scope `create`) for `assigned_reviewer`, who is not you.
+     * @example const r = await app.requests.create({ payload: { title: "Laptop" }, assigned_reviewer: "rita" });
+     */
+    create(req: {
+      payload: Record<string, unknown>;
+      assigned_reviewer: string;
+    }): Promise<ApprovalRequestRecord>;
+    /**
+     * Newest first; `role: "reviewer"` lists the ones assigned to you, `state` one state.
+     * @example await app.requests.list({ role: "reviewer", state: "requested" })
+     */
+    list(query?: {
+      role?: "requester" | "reviewer";
+      state?: RequestState;
+      limit?: number;
+      cursor?: string;
+    }): Promise<RequestPage>;
+    /** @example await app.requests.get(r.id) */
+    get(id: string): Promise<ApprovalRequestRecord>;
+    /**
+     * Moves a request: the reviewer to `reviewing`, `approved`, `rejected` (scope `review`), the
+     * requester to `withdrawn` (scope `withdraw`). An illegal move rejects with code
+     * `transition_not_allowed` and `allowed` listing the moves you have.
+     * @example await app.requests.transition(r.id, "approved")
+     */
+    transition(id: string, to: RequestState): Promise<ApprovalRequestRecord>;
   };
 }
 
@@ -228,6 +292,63 @@ export function createAppClient(options: AppClientOptions): AppClient {
           method: "GET",
           path: `${appPath}/entries/${segment(key, "key")}`,
           parse: Entry,
+        }),
+    },
+    bookings: {
+      create: (req) =>
+        send(conn, { method: "POST", path: `${appPath}/bookings`, body: req, parse: Booking }),
+      list: (query = {}) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/bookings`,
+          query: {
+            resource: query.resource,
+            from: query.from,
+            to: query.to,
+            limit: query.limit,
+            cursor: query.cursor,
+          },
+          parse: BookingPage,
+        }),
+      get: async (id) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/bookings/${segment(id, "booking id")}`,
+          parse: Booking,
+        }),
+      cancel: async (id) =>
+        send<void>(conn, {
+          method: "DELETE",
+          path: `${appPath}/bookings/${segment(id, "booking id")}`,
+        }),
+    },
+    requests: {
+      create: (req) =>
+        send(conn, {
+          method: "POST",
+          path: `${appPath}/requests`,
+          body: req,
+          parse: ApprovalRequestRecord,
+        }),
+      list: (query = {}) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/requests`,
+          query: { role: query.role, state: query.state, limit: query.limit, cursor: query.cursor },
+          parse: RequestPage,
+        }),
+      get: async (id) =>
+        send(conn, {
+          method: "GET",
+          path: `${appPath}/requests/${segment(id, "request id")}`,
+          parse: ApprovalRequestRecord,
+        }),
+      transition: async (id, to) =>
+        send(conn, {
+          method: "POST",
+          path: `${appPath}/requests/${segment(id, "request id")}/transitions`,
+          body: { to },
+          parse: ApprovalRequestRecord,
         }),
     },
   };

@@ -13,6 +13,7 @@ export interface TrellisApiErrorInit {
   message: string;
   requestId: string | null;
   issues?: ApiIssue[];
+  allowed?: string[];
 }
 
 /**
@@ -37,6 +38,8 @@ export class TrellisApiError extends Error {
   /** The server's request id (`req_…`), or null when the answer did not carry one. */
   readonly requestId: string | null;
   readonly issues?: ApiIssue[];
+  /** With `transition_not_allowed`: the states this caller may move the record to instead. */
+  readonly allowed?: string[];
 
   constructor(init: TrellisApiErrorInit) {
     super(init.message);
@@ -44,5 +47,6 @@ export class TrellisApiError extends Error {
     this.code = init.code;
     this.requestId = init.requestId;
     if (init.issues) this.issues = init.issues;
+    if (init.allowed) this.allowed = init.allowed;
   }
 }

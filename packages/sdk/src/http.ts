@@ -151,6 +151,7 @@ export async function send<T>(conn: Connection, call: Call<T>): Promise<T> {
       message: e.message,
       requestId: e.request_id,
       ...(e.issues ? { issues: e.issues } : {}),
+      ...(e.allowed ? { allowed: e.allowed } : {}),
     });
   }
   if (!call.parse) {

@@ -59,14 +59,23 @@ describe("sdk against a real server", () => {
 
   it("lists the template catalog", async () => {
     const { items } = await admin().templates.list();
-    expect(items.map((t) => t.id)).toEqual(["directory", "event-log", "form-intake", "ttl-cache"]);
-    expect(items[2]?.scopes.map((s) => s.name).sort()).toEqual([
-      "admin:read",
-      "create",
-      "delete",
-      "read",
-      "read:all",
-    ]);
+    const ids = items.map((t) => t.id);
+    expect(ids).toEqual([...ids].sort());
+    for (const id of [
+      "approval-queue",
+      "bookings",
+      "directory",
+      "event-log",
+      "form-intake",
+      "ttl-cache",
+    ])
+      expect(ids).toContain(id);
+    expect(
+      items
+        .find((t) => t.id === "form-intake")
+        ?.scopes.map((s) => s.name)
+        .sort(),
+    ).toEqual(["admin:read", "create", "delete", "read", "read:all"]);
   });
 
   it("creates and reads back an app", async () => {
@@ -453,5 +462,56 @@ describe("sdk: the event-log, directory and ttl-cache templates", () => {
     expect((await cache.entries.get("s:1")).owner_id).toBe("ana");
     expect((await apiError(cache.entries.get("s:2"))).code).toBe("not_found");
     expect((await apiError(cache.items.list())).code).toBe("resource_not_in_template");
+  });
+
+  it("books, refuses an overlapping slot with booking_conflict, lists by time, cancels", async () => {
+    const rooms = await appOf("bookings", ["create", "read", "cancel"]);
+    const b = await rooms.bookings.create({
+      resource: "Room 1",
+      starts_at: "2030-03-02T10:00:00+01:00",
+      ends_at: "2030-03-02T11:00:00+01:00",
+    });
+    expect(b).toMatchObject({
+      resource: "Room 1",
+      owner_id: "ana",
+      starts_at: "2030-03-02T09:00:00.000Z",
+      ends_at: "2030-03-02T10:00:00.000Z",
+    });
+    const later = {
+      resource: "Room 1",
+      starts_at: "2030-03-02T09:30:00Z",
+      ends_at: "2030-03-02T10:30:00Z",
+    };
+    const clash = await apiError(rooms.bookings.create(later));
+    expect([clash.status, clash.code]).toEqual([409, "booking_conflict"]);
+    const during = await rooms.bookings.list({
+      resource: "Room 1",
+      from: "2030-03-02T09:30:00Z",
+      to: "2030-03-02T09:45:00Z",
+    });
+    expect(during.items.map((x) => x.id)).toEqual([b.id]);
+    expect((await rooms.bookings.list({ from: "2030-03-02T10:00:00Z" })).items).toEqual([]);
+    expect((await rooms.bookings.get(b.id)).id).toBe(b.id);
+    await rooms.bookings.cancel(b.id);
+    expect((await apiError(rooms.bookings.get(b.id))).code).toBe("not_found");
+    expect((await rooms.bookings.create(later)).starts_at).toBe("2030-03-02T09:30:00.000Z");
+  });
+
+  it("files, reviews and approves a request; an illegal move lists the allowed ones", async () => {
+    const ana = await appOf("approval-queue", ["create", "read", "withdraw"]);
+    const r = await ana.requests.create({ payload: { name: "Laptop" }, assigned_reviewer: "rita" });
+    expect(r.state).toBe("requested");
+    const { token } = await admin().tokens.create(ana.appId, {
+      subject: "rita",
+      scopes: ["read", "review"],
+    });
+    const rita = createAppClient({ baseUrl, appId: ana.appId, token });
+    expect((await rita.requests.list({ role: "reviewer" })).items.map((x) => x.id)).toEqual([r.id]);
+    const skip = await apiError(rita.requests.transition(r.id, "approved"));
+    expect(skip.code).toBe("transition_not_allowed");
+    expect(skip.allowed).toEqual(["reviewing"]);
+    await rita.requests.transition(r.id, "reviewing");
+    expect((await rita.requests.transition(r.id, "approved")).state).toBe("approved");
+    expect((await ana.requests.get(r.id)).state).toBe("approved");
   });
 });

@@ -5,11 +5,13 @@ import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-z
 import type { Config } from "./config/config";
 import type { Db } from "./db/db";
 import { CORE_MIGRATIONS, migrate } from "./db/migrate";
+import { bookingsRoutes } from "./gateway/bookings.routes";
 import { directoryRoutes } from "./gateway/directory.routes";
 import { eventLogRoutes } from "./gateway/event-log.routes";
 import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { ttlCacheRoutes } from "./gateway/ttl-cache.routes";
+import { approvalQueueRoutes } from "./gateway/approval-queue.routes";
 import { adminAuth } from "./http/admin-auth";
 import { installErrorHandling } from "./http/errors";
 import { serializerCompiler } from "./http/serializer";
@@ -186,6 +188,8 @@ export async function buildApp({
       await gateway.register(eventLogRoutes, { db, clock, audit, engine });
       await gateway.register(directoryRoutes, { db, clock, audit, engine });
       await gateway.register(ttlCacheRoutes, { db, clock, audit, engine });
+      await gateway.register(bookingsRoutes, { db, clock, audit, engine });
+      await gateway.register(approvalQueueRoutes, { db, clock, audit, engine });
     },
     { prefix: "/api/v1" },
   );

@@ -72,7 +72,9 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
                OR has_table_privilege('trellis_gateway', c.oid, 'UPDATE') OR has_table_privilege('trellis_gateway', c.oid, 'DELETE'))`,
     );
     expect(rows.map((r) => r.table).sort()).toEqual([
+      "approval_queue_requests",
       "audit_events",
+      "bookings",
       "directory_items",
       "event_log_events",
       "event_log_heads",

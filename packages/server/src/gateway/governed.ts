@@ -13,6 +13,8 @@ export interface RecordFacts {
   owner: string;
   labels: readonly string[];
   reviewer: string | null;
+  /** Where a record with a state machine is (approval-queue); "live" for the others. */
+  state?: string;
 }
 
 /**
@@ -50,7 +52,7 @@ export function governedHelpers({ clock, engine }: { clock: Clock; engine: Polic
     return decide(engine, governed.policy, {
       principal: principalOf(claims),
       action,
-      resource: { ...rec, state: "live" },
+      resource: { ...rec, state: rec.state ?? "live" },
       app: {
         id: governed.app.id,
         environment: governed.app.environment,

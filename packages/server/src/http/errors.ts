@@ -7,8 +7,9 @@ import type { AuditService } from "../modules/audit/audit.service";
 import { auditContext } from "./context";
 
 /** Maps anything thrown to a code from the table; unknown errors become `internal`. */
-function classify(err: unknown): { code: ErrorCode; issues?: ErrorIssue[] } {
-  if (err instanceof TrellisError) return { code: err.code, issues: err.issues };
+function classify(err: unknown): { code: ErrorCode; issues?: ErrorIssue[]; allowed?: string[] } {
+  if (err instanceof TrellisError)
+    return { code: err.code, issues: err.issues, allowed: err.allowed };
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? "request";
     return {
@@ -39,6 +40,7 @@ export function sendError(
   code: ErrorCode,
   requestId: string,
   issues?: ErrorIssue[],
+  allowed?: string[],
 ) {
   const body: ErrorBody = {
     error: {
@@ -46,6 +48,7 @@ export function sendError(
       message: ERRORS[code].message,
       request_id: requestId,
       ...(issues ? { issues } : {}),
+      ...(allowed ? { allowed } : {}),
     },
   };
   return reply.code(ERRORS[code].status).type("application/json").send(JSON.stringify(body));
@@ -82,10 +85,10 @@ export function installErrorHandling(app: FastifyInstance, audit: Pick<AuditServ
   };
 
   app.setErrorHandler(async (err, req, reply) => {
-    const { code, issues } = classify(err);
+    const { code, issues, allowed } = classify(err);
     if (code === "internal") req.log.error({ err }, "internal error");
     await auditDenial(req, code);
-    return sendError(reply, code, req.id, issues);
+    return sendError(reply, code, req.id, issues, allowed);
   });
 
   app.setNotFoundHandler(async (req, reply) => {

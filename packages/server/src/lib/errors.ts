@@ -13,6 +13,8 @@ export class TrellisError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly issues?: ErrorIssue[],
+    /** transition_not_allowed: where the record may go from here, for this caller. */
+    readonly allowed?: string[],
   ) {
     super(code);
     this.name = "TrellisError";

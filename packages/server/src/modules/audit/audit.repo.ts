@@ -15,13 +15,15 @@ export interface NewAuditEvent {
   outcome: AuditOutcome;
   error_code: string | null;
   request_id: string;
+  /** What changed (a transition's from/to, an upgrade's steps); null when nothing did. */
+  diff: Record<string, unknown> | null;
 }
 
 export async function insertEvent(q: Queryable, e: NewAuditEvent): Promise<void> {
   await q.query(
     `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
-       resource_type, resource_id, app_id, token_id, policy_ids, outcome, error_code, request_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+       resource_type, resource_id, app_id, token_id, policy_ids, outcome, error_code, request_id, diff)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)`,
     [
       e.event_id,
       e.occurred_at,
@@ -36,6 +38,7 @@ export async function insertEvent(q: Queryable, e: NewAuditEvent): Promise<void>
       e.outcome,
       e.error_code,
       e.request_id,
+      e.diff === null ? null : JSON.stringify(e.diff),
     ],
   );
 }
@@ -65,7 +68,7 @@ interface Row extends Omit<AuditEvent, "timestamp"> {
 export async function listEvents(q: Queryable, f: EventFilter): Promise<AuditEvent[]> {
   const { rows } = await q.query<Row>(
     `SELECT seq, event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_id,
-            app_id, token_id, policy_ids, outcome, error_code, request_id
+            app_id, token_id, policy_ids, outcome, error_code, request_id, diff
        FROM trellis.audit_events
       WHERE ($1::text IS NULL OR app_id = $1) AND ($2::text IS NULL OR actor_id = $2)
         AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR outcome = $4)

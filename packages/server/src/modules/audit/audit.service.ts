@@ -24,6 +24,8 @@ export interface AuditRecord {
   outcome?: "allowed" | "denied" | "error";
   errorCode?: string | null;
   policyIds?: readonly string[];
+  /** What changed, for events that record a change (bounded: 8 KB as JSON). */
+  diff?: Record<string, unknown>;
 }
 
 // Attacker-controlled strings (URL ids, subjects) are bounded before they reach the log.
@@ -91,6 +93,7 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
       outcome: rec.outcome ?? "allowed",
       error_code: rec.errorCode ?? null,
       request_id: ctx.requestId,
+      diff: rec.diff ?? null,
     };
     if (tx) await insertEvent(tx, event);
     else await enqueue(event);

@@ -19,9 +19,17 @@ export interface Manifest {
   default_policy_blocks: string[];
   records: RecordColumns;
   tables: string[];
-  state_machine?: { states: string[]; initial: string; transitions: Record<string, string[]> };
+  state_machine?: StateMachine;
   cost_card: { bytes_per_record: number; notes: string };
   limits?: { records_per_app: number };
+}
+
+/** Records that move between states; each move into a state needs that state's action. */
+export interface StateMachine {
+  states: string[];
+  initial: string;
+  transitions: Record<string, string[]>;
+  actions: Record<string, string>;
 }
 
 export interface Template {
@@ -117,6 +125,13 @@ export function checkManifest(dir: string): { manifest?: Manifest; problems: Tem
     if (!m.actions.write.includes(a))
       problems.push(at("/actions/creates", `"${a}" is not a write action`));
   }
+  for (const a of m.actions.reviews ?? []) {
+    if (!m.actions.write.includes(a) || m.actions.creates.includes(a))
+      problems.push(at("/actions/reviews", `"${a}" is not a write action on existing records`));
+    if (!(a in m.scopes)) problems.push(at("/actions/reviews", `action "${a}" has no scope`));
+  }
+  if ((m.actions.reviews ?? []).length > 0 && !m.records.reviewer)
+    problems.push(at("/actions/reviews", "reviewer actions need records.reviewer"));
   for (const b of m.default_policy_blocks) {
     if (!(BLOCK_IDS as readonly string[]).includes(b))
       problems.push(at("/default_policy_blocks", `no policy block "${b}"`));
@@ -134,6 +149,19 @@ export function checkManifest(dir: string): { manifest?: Manifest; problems: Tem
         if (!sm.states.includes(s))
           problems.push(at(`/state_machine/transitions/${from}`, `"${s}" is not a state`));
       }
+      for (const to of tos) {
+        const action = sm.actions[to];
+        if (!action)
+          problems.push(at(`/state_machine/actions`, `no action moves a record into "${to}"`));
+        else if (!m.actions.write.includes(action) || m.actions.creates.includes(action))
+          problems.push(
+            at(`/state_machine/actions/${to}`, `"${action}" is not a write action on records`),
+          );
+      }
+    }
+    for (const s of Object.keys(sm.actions)) {
+      if (!sm.states.includes(s))
+        problems.push(at(`/state_machine/actions/${s}`, `"${s}" is not a state`));
     }
   }
   const migrations = join(dir, "migrations");

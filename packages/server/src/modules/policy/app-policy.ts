@@ -62,9 +62,10 @@ export function compileAppPolicy(
   const readPolicyIds = Object.keys(policies)
     .filter((id) => {
       const block = blockById(id.split(".")[0] ?? "");
-      // Block policies that speak of reads: the read permits and the forbids on every action.
+      // Block policies that speak of reads: the read permits and the forbids on every action
+      // (per-action policies, `block.action`, are all about writes).
       return block
-        ? block.id !== "owner-write" && block.id !== "read-only" && block.id !== "prod-writes-only"
+        ? !id.includes(".") && block.id !== "read-only" && block.id !== "prod-writes-only"
         : true;
     })
     .sort();

@@ -27,6 +27,11 @@ export interface TemplateActions {
   write: readonly string[];
   /** The write actions that make a new record (the rest act on an existing one). */
   creates: readonly string[];
+  /**
+   * Write actions only a record's assigned reviewer performs (approval-queue's `review`): the
+   * assigned-reviewer block permits them, owner-write never does (nobody reviews their own).
+   */
+  reviews?: readonly string[];
 }
 
 export interface Block {
@@ -44,11 +49,15 @@ export interface Block {
 const R = "Trellis::Record";
 const A = (name: string) => `Trellis::Action::"${name}"`;
 
-const perWrite = (
+const perAction = (
   id: string,
-  actions: TemplateActions,
+  names: readonly string[],
   body: (action: string) => string,
-): Record<string, string> => Object.fromEntries(actions.write.map((a) => [`${id}.${a}`, body(a)]));
+): Record<string, string> => Object.fromEntries(names.map((a) => [`${id}.${a}`, body(a)]));
+
+/** The write actions a record's owner may take (every one but the reviewer's). */
+const ownerWrites = (actions: TemplateActions) =>
+  actions.write.filter((a) => !(actions.reviews ?? []).includes(a));
 
 export const BLOCKS: readonly Block[] = [
   {
@@ -69,9 +78,9 @@ when { principal.scopes.contains("read") && resource.owner == principal.sub };`,
     summary:
       "People can create records as themselves and change or delete the records they created, for each action their key allows.",
     cedar: (actions) =>
-      perWrite(
+      perAction(
         "owner-write",
-        actions,
+        ownerWrites(actions),
         (a) => `permit (principal, action == ${A(a)}, resource is ${R})
 when { principal.scopes.contains("${a}") && resource.owner == principal.sub };`,
       ),
@@ -116,12 +125,18 @@ unless { !principal.labels.isEmpty() && resource.labels.containsAll(principal.la
     effect: "permit",
     title: "Assigned reviewer only",
     summary:
-      "The reviewer a record is assigned to can read it; nobody else gets access from this rule.",
-    cedar: () => ({
+      "The reviewer a record is assigned to can read it and, where the template has review actions (approval-queue), take them; nobody else gets access from this rule.",
+    cedar: (actions) => ({
       "assigned-reviewer": `permit (principal, action in ${A("any-read")}, resource is ${R})
 when { principal.scopes.contains("read") && resource has reviewer && resource.reviewer == principal.sub };`,
+      ...perAction(
+        "assigned-reviewer",
+        actions.reviews ?? [],
+        (a) => `permit (principal, action == ${A(a)}, resource is ${R})
+when { principal.scopes.contains("${a}") && resource has reviewer && resource.reviewer == principal.sub };`,
+      ),
     }),
-    sql: "has_scope('read') AND reviewer = claim_sub()",
+    sql: "has_scope('read') AND reviewer = claim_sub(); review actions: has_scope(<action>) AND reviewer = claim_sub()",
   },
   {
     id: "read-only",
