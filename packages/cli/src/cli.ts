@@ -16,6 +16,8 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
             List the template catalog
   templates show ID [--json]
             What a template stores and who can see it, in plain words (or the whole manifest)
+  templates export ID
+            The template's manifest, JSON Schemas, DDL with checksums and policy blocks, as JSON
   apps create --name NAME --template ID --owner EMAIL [--owner EMAIL…]
               --schema FILE_OR_JSON [--retention-days N]
             Create an app; prints the app as JSON
@@ -27,6 +29,8 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
             The pause button: no data reachable, every token revoked; resume re-opens
   apps approvals APP_ID
             Requests waiting for a steward (renewals beyond policy, custom permits)
+  apps export APP_ID [--out FILE] | apps import FILE
+            An app's settings and data as NDJSON with its SHA-256 | recreate it here (hash checked)
   tokens create APP_ID --subject SUBJECT --scope SCOPE [--scope SCOPE…] [--ttl SECONDS]
                 [--label KEY=VALUE…] [--environment dev|staging|prod]
             Issue an app token; prints {token, token_id, expires_at, …} (shown only once)

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import {
   AUDIT_ACTIONS,
@@ -144,6 +144,10 @@ function appClient(env: Env, appId: string, flag: string | undefined) {
 }
 
 async function templates(args: string[], env: Env): Promise<void> {
+  if (args[0] === "export") {
+    const { positionals } = parse(args.slice(1), {}, ["ID"]);
+    return printJson(await admin(env).templates.export(positionals[0] ?? ""));
+  }
   if (args[0] === "show") {
     const { values, positionals } = parse(args.slice(1), { json: { type: "boolean" } }, ["ID"]);
     const detail = await admin(env).templates.get(positionals[0] ?? "");
@@ -198,11 +202,30 @@ async function apps(args: string[], env: Env): Promise<void> {
     if (sub === "approvals") return printJson(await client.approvalRequests(id));
     return printJson(await client[sub](id));
   }
+  if (sub === "export") {
+    const { values, positionals } = parse(rest, { out: { type: "string" } }, ["APP_ID"]);
+    const ndjson = await admin(env).apps.export(positionals[0] ?? "");
+    if (!values.out) {
+      process.stdout.write(ndjson);
+      return;
+    }
+    await writeFile(values.out, ndjson, { flag: "wx" }); // never overwrite an earlier export
+    const end = JSON.parse(ndjson.trimEnd().split("\n").at(-1) ?? "{}") as { sha256?: string };
+    process.stdout.write(`wrote ${clean(values.out)} (sha256 ${clean(end.sha256 ?? "?")})\n`);
+    return;
+  }
+  if (sub === "import") {
+    const { positionals } = parse(rest, {}, ["FILE"]);
+    const ndjson = await readFile(positionals[0] ?? "", "utf8").catch(() => {
+      throw new UsageError(`cannot read ${positionals[0]}`);
+    });
+    return printJson(await admin(env).apps.import(ndjson));
+  }
   if (sub === "-h" || sub === "--help") throw new HelpRequested();
   throw new UsageError(
     sub
       ? `unknown apps command "${sub}"`
-      : "apps needs a command: create, get, pause, resume or approvals",
+      : "apps needs a command: create, get, pause, resume, approvals, export or import",
   );
 }
 

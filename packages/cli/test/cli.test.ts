@@ -1,5 +1,7 @@
+import { mkdtempSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ADMIN_TOKEN, startTestApp, type TestApp } from "../../server/test/harness";
@@ -605,8 +607,7 @@ tests: [{ name: wrong, principal: hr, action: read, resource: it-row, expect: al
 
 describe("trellis template check", () => {
   it("passes form-intake (exit 0) and names a broken template's problem (exit 1)", async () => {
-    const { cpSync, mkdtempSync, writeFileSync: write } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
+    const { cpSync, writeFileSync: write } = await import("node:fs");
     const here = new URL("../../../templates/form-intake", import.meta.url).pathname;
     const ok = await cli(["template", "check", here]);
     expect(ok.code).toBe(0);
@@ -709,6 +710,23 @@ describe("trellis CLI: event-log, directory and ttl-cache apps", () => {
     );
     expect((await cli(["bookings", "get", id, booking.id], e)).code).toBe(1);
     expect((await cli(["bookings", "create", id, ...slot], e)).code).toBe(2); // no --end
+  });
+
+  it("apps export to a file and import: the same app, hash checked; templates export", async () => {
+    const { id, env: e } = await appWith("directory", ["create"]);
+    await cli(["items", "create", id, "--kind", "room", "--attrs", '{"name":"Blue"}'], e);
+    const dir = mkdtempSync(join(tmpdir(), "trellis-export-"));
+    const file = join(dir, "app.ndjson");
+    const out = await cli(["apps", "export", id, "--out", file]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(/^wrote .*app\.ndjson \(sha256 [0-9a-f]{64}\)\n$/);
+    expect((await cli(["apps", "export", id, "--out", file])).code).not.toBe(0); // no overwrite
+    const again = await cli(["apps", "import", file]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("app_exists");
+    const t = await cli(["templates", "export", "directory"]);
+    expect(JSON.parse(t.stdout).ddl[0].name).toBe("0001_items.sql");
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("requests create, list, move; an illegal move prints the allowed ones", async () => {

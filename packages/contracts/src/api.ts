@@ -49,6 +49,45 @@ export const TemplateDetail = z.object({
 });
 export type TemplateDetail = z.infer<typeof TemplateDetail>;
 
+// ── export and import ────────────────────────────────────────────────────────────────────
+/** `GET /admin/v1/templates/:id/export`: everything another instance needs to judge a template. */
+export const TemplateExport = z.object({
+  format: z.literal("trellis.template-export/1"),
+  id: z.string(),
+  version: z.number().int(),
+  retention_days_default: z.number().int(),
+  manifest: z.record(z.string(), z.unknown()),
+  /** The JSON Schema every manifest follows. */
+  manifest_schema: z.record(z.string(), z.unknown()),
+  /** The template's SQL migrations in order, each with its SHA-256 (as the server records it). */
+  ddl: z.array(z.object({ name: z.string(), sha256: z.string(), sql: z.string() })),
+  /** Every policy block this template can use, with its Cedar for the template's actions. */
+  policy_blocks: z.array(
+    z.object({
+      id: z.string(),
+      title: z.string(),
+      summary: z.string(),
+      effect: z.enum(["permit", "forbid"]),
+      default: z.boolean(),
+      cedar: z.record(z.string(), z.string()),
+      sql: z.string(),
+    }),
+  ),
+  cedar_schema: z.string(),
+});
+export type TemplateExport = z.infer<typeof TemplateExport>;
+
+/** What `POST /admin/v1/apps/import` did: the app, the rows per table, the verified hash. */
+export const ImportResult = z.object({
+  app_id: z.string(),
+  template: z.string(),
+  template_version: z.number().int(),
+  rows: z.record(z.string(), z.number().int()),
+  sha256: z.string(),
+  data_sha256: z.string(),
+});
+export type ImportResult = z.infer<typeof ImportResult>;
+
 export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
 export const Environment = z.enum(ENVIRONMENTS);
 export type Environment = z.infer<typeof Environment>;
@@ -429,7 +468,13 @@ export const ItemPage = z.object({ items: z.array(Item), next_cursor: z.string()
 export type ItemPage = z.infer<typeof ItemPage>;
 
 // ── approval-queue requests (gateway) ───────────────────────────────────────────────────
-export const REQUEST_STATES = ["requested", "reviewing", "approved", "rejected", "withdrawn"] as const;
+export const REQUEST_STATES = [
+  "requested",
+  "reviewing",
+  "approved",
+  "rejected",
+  "withdrawn",
+] as const;
 export const RequestState = z.enum(REQUEST_STATES);
 export type RequestState = z.infer<typeof RequestState>;
 export const RequestParams = z.object({ app: AppId, id: z.uuid() });

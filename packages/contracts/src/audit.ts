@@ -7,6 +7,9 @@ import { z } from "zod";
 export const AUDIT_ACTIONS = [
   "template.list",
   "template.get",
+  "template.export",
+  "app.export",
+  "app.import",
   "app.create",
   "app.get",
   "app.pause",

@@ -92,6 +92,24 @@ export const ERRORS = {
     message:
       "That resource is already booked for part of that time; pick another time or resource.",
   },
+  app_exists: {
+    status: 409,
+    message: "An app with that id already exists on this instance.",
+  },
+  import_invalid: {
+    status: 400,
+    message: "The import is not a Trellis app export (see issues for the line and what is wrong).",
+  },
+  import_hash_mismatch: {
+    status: 422,
+    message:
+      "The export's content does not match its SHA-256: it was changed or cut short. Nothing was imported.",
+  },
+  import_template_mismatch: {
+    status: 409,
+    message:
+      "This instance's template differs from the export's (id, version or SQL). Nothing was imported.",
+  },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   policy_denied: {

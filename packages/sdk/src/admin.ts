@@ -9,12 +9,14 @@ import {
   type CreateTokenRequest,
   type ExplainInput,
   ExplainResponse,
+  ImportResult,
   PolicyBlockList,
   PolicyTestResult,
   RenewResult,
   type RenewTokenRequest,
   RotatedKey,
   TemplateDetail,
+  TemplateExport,
   TemplateList,
   type TemplateSummary,
   TokenIssued,
@@ -43,8 +45,23 @@ export interface AdminClient {
      * @example (await admin.templates.get("form-intake")).plain_summary.join("\n")
      */
     get(id: string): Promise<TemplateDetail>;
+    /**
+     * Everything about a template: manifest, its JSON Schema, DDL with checksums, policy blocks.
+     * @example (await admin.templates.export("directory")).ddl.map((m) => m.name)
+     */
+    export(id: string): Promise<TemplateExport>;
   };
   apps: {
+    /**
+     * An app's settings and data as NDJSON (header, rows, end line with SHA-256).
+     * @example writeFileSync("app.ndjson", await admin.apps.export(app.id))
+     */
+    export(id: string): Promise<string>;
+    /**
+     * Recreates an exported app here (same id), all or nothing; the hash is verified.
+     * @example await other.apps.import(readFileSync("app.ndjson", "utf8"))
+     */
+    import(ndjson: string): Promise<ImportResult>;
     /**
      * Creates an app from a template with the creator's payload schema.
      * @example
@@ -177,8 +194,27 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
           path: `/admin/v1/templates/${segment(id, "template id")}`,
           parse: TemplateDetail,
         }),
+      export: async (id) =>
+        send(conn, {
+          method: "GET",
+          path: `/admin/v1/templates/${segment(id, "template id")}/export`,
+          parse: TemplateExport,
+        }),
     },
     apps: {
+      export: async (id) =>
+        send<string>(conn, {
+          method: "GET",
+          path: `/admin/v1/apps/${segment(id, "app id")}/export`,
+          raw: true,
+        }),
+      import: (ndjson) =>
+        send(conn, {
+          method: "POST",
+          path: "/admin/v1/apps/import",
+          text: { contentType: "application/x-ndjson", content: ndjson },
+          parse: ImportResult,
+        }),
       create: (req) =>
         send(conn, { method: "POST", path: "/admin/v1/apps", body: req, parse: App }),
       get: async (id) =>

@@ -87,6 +87,8 @@ export interface Call<T> {
   text?: { contentType: string; content: string };
   /** The schema of the success body; absent when the success answer has no body (204). */
   parse?: Parser<T>;
+  /** Return the success body as text, unparsed (an NDJSON export). */
+  raw?: true;
 }
 
 const requestIdOf = (res: Response): string | null => res.headers.get("x-request-id");
@@ -154,6 +156,7 @@ export async function send<T>(conn: Connection, call: Call<T>): Promise<T> {
       ...(e.allowed ? { allowed: e.allowed } : {}),
     });
   }
+  if (call.raw) return text as T;
   if (!call.parse) {
     if (res.status !== 204 && text.length > 0)
       throw unexpected(res, "a body where none was expected");

@@ -497,6 +497,18 @@ describe("sdk: the event-log, directory and ttl-cache templates", () => {
     expect((await rooms.bookings.create(later)).starts_at).toBe("2030-03-02T09:30:00.000Z");
   });
 
+  it("exports an app and a template; a second import or a non-export is refused", async () => {
+    const dir = await appOf("directory", ["create"]);
+    await dir.items.create({ kind: "room", attrs: { name: "Blue" } });
+    const ndjson = await admin().apps.export(dir.appId);
+    expect(ndjson.trimEnd().split("\n")).toHaveLength(3); // header, one row, end
+    expect((await apiError(admin().apps.import(ndjson))).code).toBe("app_exists");
+    const e = await apiError(admin().apps.import('{"type":"header"}\n'));
+    expect(e.code).toBe("import_invalid");
+    expect(e.issues?.[0]?.path).toMatch(/^\/line\/1\//);
+    expect((await admin().templates.export("directory")).ddl[0]?.name).toBe("0001_items.sql");
+  });
+
   it("files, reviews and approves a request; an illegal move lists the allowed ones", async () => {
     const ana = await appOf("approval-queue", ["create", "read", "withdraw"]);
     const r = await ana.requests.create({ payload: { name: "Laptop" }, assigned_reviewer: "rita" });

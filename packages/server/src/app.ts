@@ -24,6 +24,7 @@ import { auditRoutes } from "./modules/audit/audit.routes";
 import { auditService } from "./modules/audit/audit.service";
 import { loadCatalog, TemplateError } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
+import { portabilityRoutes } from "./modules/portability/portability.routes";
 import { checkTables } from "./modules/catalog/template-check";
 import { PolicyEngine } from "./modules/policy/engine";
 import { activeCustomPolicies } from "./modules/policy/policy.repo";
@@ -170,6 +171,7 @@ export async function buildApp({
       admin.addHook("onRequest", adminAuth(creds));
       await admin.register(keysAdminRoutes, { keys });
       await admin.register(catalogRoutes, { catalog, audit });
+      await admin.register(portabilityRoutes, { db, catalog, clock, audit });
       await admin.register(appsRoutes, {
         apps,
         audit,

@@ -24,7 +24,9 @@ function plainSummary(t: Template): string[] {
     const sm = m.state_machine;
     lines.push(
       `Records move through: ${sm.states.join(", ")} (starting at ${sm.initial}).`,
-      ...Object.entries(sm.transitions).map(([from, to]) => `- from ${from} to ${to.join(" or ")}`),
+      ...Object.entries(sm.transitions).map(([from, to]) =>
+        to.length > 0 ? `- from ${from} to ${to.join(" or ")}` : `- ${from} is final`,
+      ),
     );
   }
   lines.push(`Storage: about ${m.cost_card.bytes_per_record} bytes a record. ${m.cost_card.notes}`);
