@@ -37,7 +37,7 @@ const WARMUP_ROUNDS = intEnv("BENCH_WARMUP_ROUNDS", 1, 0, 10);
 const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 16, 1, 1000);
 const SEED = intEnv("BENCH_SEED", 200, 51, 100_000);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
-const OPS = (process.env.BENCH_OPS || "read,write,append,item,entry")
+const OPS = (process.env.BENCH_OPS || "read,write,append,item,entry,booking")
   .split(",")
   .map((s) => s.trim());
 /** Diagnostic: a `synchronous_commit` value set on the bench database (e.g. `off`). */
@@ -59,7 +59,14 @@ const variantsFor = (op: Op): Variant[] => [
 ];
 
 /** append: one governed write of the event-log template (issue 4: every template's ≥ 0.5). */
-const TARGETS: Record<Op, number> = { read: 0.7, write: 0.6, append: 0.5, item: 0.5, entry: 0.5 };
+const TARGETS: Record<Op, number> = {
+  read: 0.7,
+  write: 0.6,
+  append: 0.5,
+  item: 0.5,
+  entry: 0.5,
+  booking: 0.5,
+};
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz";
 /** One master key for every server of the run: they share the database and its signing keys. */
 const MASTER_KEY = randomBytes(32).toString("base64");
@@ -71,11 +78,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../../..");
 const SERVER = join(HERE, "server.ts");
 
-type Op = "read" | "write" | "append" | "item" | "entry";
+type Op = "read" | "write" | "append" | "item" | "entry" | "booking";
 type Variant = "governed" | "uncached" | "bare" | "sqlfn";
 
 for (const op of OPS) {
-  if (!["read", "write", "append", "item", "entry"].includes(op))
+  if (!["read", "write", "append", "item", "entry", "booking"].includes(op))
     throw new Error(`BENCH_OPS: unknown operation "${op}"`);
 }
 if (SYNC_COMMIT && !/^(on|off|local|remote_write|remote_apply)$/.test(SYNC_COMMIT)) {
@@ -251,6 +258,8 @@ interface Target {
   paths?: string[];
   headers: Record<string, string>;
   body?: string;
+  /** Optional: a new body for every request (instead of `body`). */
+  bodies?: () => string;
 }
 
 interface RoundResult {
@@ -347,7 +356,7 @@ async function measure(t: Target, duration: number): Promise<RoundResult> {
   // A target with several paths spreads its requests over them in turn (one hot row would
   // measure lock waits, not governance).
   let next = 0;
-  const paths = t.paths;
+  const { paths, bodies } = t;
   const r = await autocannon({
     url: `${base}${t.path}`,
     method: t.method,
@@ -355,13 +364,14 @@ async function measure(t: Target, duration: number): Promise<RoundResult> {
     body: t.body,
     connections: CONNECTIONS,
     duration,
-    ...(paths
+    ...(paths || bodies
       ? {
           requests: [
             {
               setupRequest: (req: autocannon.Request) => ({
                 ...req,
-                path: paths[next++ % paths.length] ?? t.path,
+                ...(paths ? { path: paths[next++ % paths.length] ?? t.path } : {}),
+                ...(bodies ? { body: bodies() } : {}),
               }),
             },
           ],
@@ -375,7 +385,7 @@ async function measure(t: Target, duration: number): Promise<RoundResult> {
       const res = await fetch(`${base}${t.path}`, {
         method: t.method,
         headers: t.headers,
-        body: t.body,
+        body: t.bodies?.() ?? t.body,
       });
       sample = ` A sample request now answers ${res.status}: ${(await res.text()).slice(0, 300)}`;
     } catch (err) {
@@ -690,6 +700,23 @@ async function main() {
     { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["put", "read"] } },
   );
 
+  const bookApp = await call<{ id: string }>(base, "POST", "/admin/v1/apps", {
+    headers: admin,
+    expect: 201,
+    body: {
+      name: "bench bookings",
+      template: "bookings",
+      owners: ["bench@example.com"],
+      payload_schema: { type: "object" },
+    },
+  });
+  const { token: bookToken } = await call<{ token: string }>(
+    base,
+    "POST",
+    `/admin/v1/apps/${bookApp.id}/tokens`,
+    { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["create", "read"] } },
+  );
+
   log(`bench: seeding ${SEED} submissions for ${SUBJECT} through the governed route…`);
   let next = 0;
   await Promise.all(
@@ -718,7 +745,40 @@ async function main() {
   // one key alone would measure waits on its row lock).
   const entryBody = JSON.stringify({ value: { title: "bench", n: 1 }, ttl_seconds: 3600 });
   const entryKeys = Array.from({ length: 256 }, (_, i) => `bench-${i}`);
+  // Every booking request (governed or bare: they share the table) takes a slot no other has:
+  // one hour on one of 256 resources in turn, then the next hour. A repeated slot would be a
+  // 409, which fails the run.
+  let slot = 0;
+  const HOUR = 3_600_000;
+  const firstHour = Date.UTC(2031, 0, 1);
+  const bookingBody = () => {
+    const n = slot++;
+    const start = firstHour + Math.floor(n / 256) * HOUR;
+    return JSON.stringify({
+      resource: `bench-${n % 256}`,
+      starts_at: new Date(start).toISOString(),
+      ends_at: new Date(start + HOUR).toISOString(),
+    });
+  };
   const targets: Record<Op, Record<Variant, Target>> = {
+    booking: {
+      governed: {
+        server,
+        method: "POST",
+        path: `/api/v1/apps/${bookApp.id}/bookings`,
+        headers: { authorization: `Bearer ${bookToken}`, ...json },
+        bodies: bookingBody,
+      },
+      bare: {
+        server,
+        method: "POST",
+        path: `/bench/bare/apps/${bookApp.id}/bookings`,
+        headers: { ...json, "x-bench-submitter": SUBJECT },
+        bodies: bookingBody,
+      },
+      uncached: unused(),
+      sqlfn: unused(),
+    },
     entry: {
       governed: {
         server,
@@ -831,12 +891,14 @@ async function main() {
   // All variants must answer the same thing, or the ratio means nothing. (Before any write
   // round, so every list still sees exactly the seeded rows.)
   type Page = { items: { id: string }[]; next_cursor: string | null };
-  const answer = async <T>(t: Target, expect: number) =>
-    call<T>(t.server.url, t.method, t.path, {
+  const answer = async <T>(t: Target, expect: number) => {
+    const body = t.bodies?.() ?? t.body;
+    return call<T>(t.server.url, t.method, t.path, {
       headers: t.headers,
       expect,
-      ...(t.body ? { body: JSON.parse(t.body) } : {}),
+      ...(body ? { body: JSON.parse(body) } : {}),
     });
+  };
   const page = await answer<Page>(targets.read.governed, 200);
   if (page.items.length !== LIMIT || !page.next_cursor) {
     throw new Error(`the governed list answered ${page.items.length} items, expected ${LIMIT}`);
@@ -889,6 +951,14 @@ async function main() {
     );
   }
 
+  const booked = await answer<Record<string, unknown>>(targets.booking.governed, 201);
+  const bookedBare = await answer<Record<string, unknown>>(targets.booking.bare, 201);
+  if (keys(booked) !== keys(bookedBare)) {
+    throw new Error(
+      `the governed and bare booking answers differ: ${JSON.stringify(booked)} vs ${JSON.stringify(bookedBare)}`,
+    );
+  }
+
   meter = await CpuMeter.open();
   const results: OpResult[] = [];
   try {
@@ -911,6 +981,7 @@ async function main() {
       append: "event.append",
       item: "item.create",
       entry: "entry.put",
+      booking: "booking.create",
     }[r.op];
     const governed = r.rounds.reduce(
       (n, x) => n + (x.governed as RoundResult).requests + (x.uncached?.requests ?? 0),

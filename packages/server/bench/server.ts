@@ -206,6 +206,35 @@ function addBareEntryRoutes(app: FastifyInstance, db: Db): void {
   });
 }
 
+/** The bookings baseline: the same INSERT as `trellis.gw_bookings_create`, on the owner's connection. */
+function addBareBookingRoutes(app: FastifyInstance, db: Db): void {
+  const INSERT = `INSERT INTO trellis.bookings (id, app_id, owner_id, resource, period, labels, created_at)
+    VALUES ($1, $2, $3, $4, tstzrange($5::timestamptz, $6::timestamptz, '[)'), '{}', $7)`;
+  app.post("/bench/bare/apps/:app/bookings", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const body = (req.body ?? {}) as { resource?: string; starts_at?: string; ends_at?: string };
+    const owner = req.headers["x-bench-submitter"];
+    if (typeof owner !== "string" || !body.resource || !body.starts_at || !body.ends_at) {
+      return reply
+        .code(400)
+        .send({ error: "resource, starts_at, ends_at and x-bench-submitter are required" });
+    }
+    const id = uuidv7();
+    const at = new Date().toISOString();
+    await db.query(INSERT, [id, appId, owner, body.resource, body.starts_at, body.ends_at, at]);
+    return reply.code(201).send({
+      id,
+      app_id: appId,
+      resource: body.resource,
+      owner_id: owner,
+      starts_at: body.starts_at,
+      ends_at: body.ends_at,
+      labels: {},
+      created_at: at,
+    });
+  });
+}
+
 /**
  * Diagnostic routes (BENCH_DIAG=1): ungoverned on the Node side exactly like the bare routes, but
  * calling the same `trellis.gw_*` SQL functions as the gateway (claims, RLS, audit insert, one
@@ -292,6 +321,7 @@ async function main() {
     addBareEventRoutes(app, db);
     addBareItemRoutes(app, db);
     addBareEntryRoutes(app, db);
+    addBareBookingRoutes(app, db);
     addSqlFnRoutes(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });
   } catch (err) {

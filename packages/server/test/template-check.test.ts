@@ -37,7 +37,7 @@ const addMigration = (dir: string, sql: string) =>
   writeFileSync(join(dir, "migrations", "0099_change.sql"), sql);
 
 describe("template check", () => {
-  it.each(["form-intake", "event-log", "directory", "ttl-cache"])(
+  it.each(["form-intake", "event-log", "directory", "ttl-cache", "bookings"])(
     "%s, as shipped, passes",
     async (id) => {
       expect(await checkTemplateDir(join(TEMPLATES_DIR, id))).toEqual([]);

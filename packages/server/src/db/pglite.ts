@@ -1,4 +1,5 @@
 import { PGlite, types } from "@electric-sql/pglite";
+import { btree_gist } from "@electric-sql/pglite/contrib/btree_gist";
 import type { Db, Queryable } from "./db";
 
 // PGlite already returns int8 as number; timestamptz as Date; jsonb parsed. Made explicit here
@@ -20,7 +21,8 @@ const wrap = (q: Pick<PGlite, "query" | "exec">): Queryable => ({
  * The caller holds the data-dir lock: two processes must never open one PGlite folder.
  */
 export async function openPglite(dataDir?: string): Promise<Db> {
-  const pg = dataDir ? await PGlite.create(dataDir) : await PGlite.create();
+  // Extensions templates' migrations create (bookings: btree_gist); PGlite must have them loaded.
+  const pg = await PGlite.create({ dataDir, extensions: { btree_gist } });
   const base = wrap(pg);
   return {
     kind: "pglite",
