@@ -31,6 +31,8 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
             Requests waiting for a steward (renewals beyond policy, custom permits)
   apps export APP_ID [--out FILE] | apps import FILE
             An app's settings and data as NDJSON with its SHA-256 | recreate it here (hash checked)
+  apps upgrade APP_ID [--to VERSION] [--confirm PLAN]
+            To a newer template version: a dry run (what changes, how many rows), then with --confirm
   tokens create APP_ID --subject SUBJECT --scope SCOPE [--scope SCOPE…] [--ttl SECONDS]
                 [--label KEY=VALUE…] [--environment dev|staging|prod]
             Issue an app token; prints {token, token_id, expires_at, …} (shown only once)

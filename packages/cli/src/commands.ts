@@ -214,6 +214,24 @@ async function apps(args: string[], env: Env): Promise<void> {
     process.stdout.write(`wrote ${clean(values.out)} (sha256 ${clean(end.sha256 ?? "?")})\n`);
     return;
   }
+  if (sub === "upgrade") {
+    const { values, positionals } = parse(
+      rest,
+      { to: { type: "string" }, confirm: { type: "string" } },
+      ["APP_ID"],
+    );
+    const report = await admin(env).apps.upgrade(positionals[0] ?? "", {
+      to_version: integer(values.to, "--to", 2, 10_000),
+      dry_run: values.confirm === undefined,
+      confirm: values.confirm,
+    });
+    printJson(report);
+    if (report.dry_run)
+      process.stderr.write(
+        `Dry run: nothing changed. To upgrade: trellis apps upgrade ${clean(report.app_id)} --confirm ${clean(report.plan)}\n`,
+      );
+    return;
+  }
   if (sub === "import") {
     const { positionals } = parse(rest, {}, ["FILE"]);
     const ndjson = await readFile(positionals[0] ?? "", "utf8").catch(() => {
@@ -225,7 +243,7 @@ async function apps(args: string[], env: Env): Promise<void> {
   throw new UsageError(
     sub
       ? `unknown apps command "${sub}"`
-      : "apps needs a command: create, get, pause, resume, approvals, export or import",
+      : "apps needs a command: create, get, pause, resume, approvals, export, import or upgrade",
   );
 }
 

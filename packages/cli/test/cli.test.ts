@@ -724,6 +724,10 @@ describe("trellis CLI: event-log, directory and ttl-cache apps", () => {
     const again = await cli(["apps", "import", file]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("app_exists");
+    const up = await cli(["apps", "upgrade", id]);
+    expect(up.code).toBe(1);
+    expect(up.stderr).toContain("upgrade_not_available"); // already on the current version
+    expect((await cli(["apps", "upgrade", id, "--to", "x"])).code).toBe(2);
     const t = await cli(["templates", "export", "directory"]);
     expect(JSON.parse(t.stdout).ddl[0].name).toBe("0001_items.sql");
     rmSync(dir, { recursive: true, force: true });

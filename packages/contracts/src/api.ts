@@ -88,6 +88,31 @@ export const ImportResult = z.object({
 });
 export type ImportResult = z.infer<typeof ImportResult>;
 
+// ── template upgrades ───────────────────────────────────────────────────────────────────
+export const UpgradeRequest = z.strictObject({
+  /** Default: the template's current version. */
+  to_version: z.number().int().min(2).optional(),
+  /** true (default): run every step in a transaction that is rolled back, and report. */
+  dry_run: z.boolean().default(true),
+  /** For the real run: the `plan` a dry run returned (proof it was seen, and still current). */
+  confirm: z.string().max(100).optional(),
+});
+export type UpgradeRequest = z.input<typeof UpgradeRequest>;
+
+export const UpgradeReport = z.object({
+  app_id: z.string(),
+  template: z.string(),
+  from_version: z.number().int(),
+  to_version: z.number().int(),
+  dry_run: z.boolean(),
+  /** What the new versions change, in plain words, and each step with the rows it touches(ed). */
+  summaries: z.array(z.string()),
+  steps: z.array(z.object({ version: z.number().int(), description: z.string(), rows: z.number().int() })),
+  /** Pass back as `confirm` to run it for real. */
+  plan: z.string(),
+});
+export type UpgradeReport = z.infer<typeof UpgradeReport>;
+
 export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
 export const Environment = z.enum(ENVIRONMENTS);
 export type Environment = z.infer<typeof Environment>;

@@ -10,6 +10,7 @@ export const AUDIT_ACTIONS = [
   "template.export",
   "app.export",
   "app.import",
+  "app.upgrade",
   "app.create",
   "app.get",
   "app.pause",

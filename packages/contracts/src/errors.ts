@@ -110,6 +110,18 @@ export const ERRORS = {
     message:
       "This instance's template differs from the export's (id, version or SQL). Nothing was imported.",
   },
+  upgrade_not_available: {
+    status: 409,
+    message: "The app is already on that version of its template (or a later one), or the template has no such version.",
+  },
+  upgrade_failed: {
+    status: 409,
+    message: "A step of the upgrade failed; everything was rolled back and the app stays on its version.",
+  },
+  upgrade_needs_dry_run: {
+    status: 409,
+    message: "Run the upgrade as a dry run first and pass its plan as confirm (the plan changed, or none was given).",
+  },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   policy_denied: {

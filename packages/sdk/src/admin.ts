@@ -18,6 +18,8 @@ import {
   TemplateDetail,
   TemplateExport,
   TemplateList,
+  UpgradeReport,
+  type UpgradeRequest,
   type TemplateSummary,
   TokenIssued,
   TokenList,
@@ -62,6 +64,14 @@ export interface AdminClient {
      * @example await other.apps.import(readFileSync("app.ndjson", "utf8"))
      */
     import(ndjson: string): Promise<ImportResult>;
+    /**
+     * Moves an app to a newer version of its template: a dry run by default (what changes, how
+     * many rows); then `{dry_run: false, confirm: plan}` with the dry run's plan.
+     * @example
+     * const dry = await admin.apps.upgrade(app.id);
+     * await admin.apps.upgrade(app.id, { dry_run: false, confirm: dry.plan });
+     */
+    upgrade(id: string, req?: UpgradeRequest): Promise<UpgradeReport>;
     /**
      * Creates an app from a template with the creator's payload schema.
      * @example
@@ -207,6 +217,13 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
           method: "GET",
           path: `/admin/v1/apps/${segment(id, "app id")}/export`,
           raw: true,
+        }),
+      upgrade: async (id, req = {}) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/apps/${segment(id, "app id")}/upgrade`,
+          body: req,
+          parse: UpgradeReport,
         }),
       import: (ndjson) =>
         send(conn, {

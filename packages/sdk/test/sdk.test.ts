@@ -507,6 +507,7 @@ describe("sdk: the event-log, directory and ttl-cache templates", () => {
     expect(e.code).toBe("import_invalid");
     expect(e.issues?.[0]?.path).toMatch(/^\/line\/1\//);
     expect((await admin().templates.export("directory")).ddl[0]?.name).toBe("0001_items.sql");
+    expect((await apiError(admin().apps.upgrade(dir.appId))).code).toBe("upgrade_not_available");
   });
 
   it("files, reviews and approves a request; an illegal move lists the allowed ones", async () => {

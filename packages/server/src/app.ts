@@ -25,6 +25,8 @@ import { auditService } from "./modules/audit/audit.service";
 import { loadCatalog, TemplateError } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
 import { portabilityRoutes } from "./modules/portability/portability.routes";
+import { upgradeRoutes } from "./modules/upgrades/upgrade.routes";
+import { upgradeService } from "./modules/upgrades/upgrade.service";
 import { checkTables } from "./modules/catalog/template-check";
 import { PolicyEngine } from "./modules/policy/engine";
 import { activeCustomPolicies } from "./modules/policy/policy.repo";
@@ -110,6 +112,7 @@ export async function buildApp({
     verifyCache: tuning.tokenVerifyCache ?? true,
   });
   const policy = policyService({ db, clock, audit, apps, tokens, engine });
+  const upgrades = upgradeService({ db, catalog, audit, apps });
 
   const app = Fastify({
     logger: { level: config.logLevel },
@@ -172,6 +175,7 @@ export async function buildApp({
       await admin.register(keysAdminRoutes, { keys });
       await admin.register(catalogRoutes, { catalog, audit });
       await admin.register(portabilityRoutes, { db, catalog, clock, audit });
+      await admin.register(upgradeRoutes, { upgrades });
       await admin.register(appsRoutes, {
         apps,
         audit,

@@ -72,6 +72,16 @@ async function seed(t: TestApp): Promise<Record<string, string>> {
     assigned_reviewer: "rita",
   });
   await post(`/api/v1/apps/${queue}/requests/${r.id}/transitions`, rTok, { to: "reviewing" });
+  const book = await create("bookings");
+  const bTok = await issueToken(t, book, "ana", ["create", "read", "cancel"]);
+  const slot = (h: number) => ({
+    resource: "Room 1",
+    starts_at: `2026-12-01T${String(h).padStart(2, "0")}:00:00Z`,
+    ends_at: `2026-12-01T${String(h + 1).padStart(2, "0")}:00:00+00:00`,
+  });
+  const b1 = await post(`/api/v1/apps/${book}/bookings`, bTok, slot(9));
+  await post(`/api/v1/apps/${book}/bookings`, bTok, slot(10));
+  await t.call({ method: "DELETE", url: `/api/v1/apps/${book}/bookings/${b1.id}`, token: bTok });
   return ids;
 }
 
@@ -197,6 +207,31 @@ describe.each(DATASTORES)("export and import on %s", (kind) => {
       token: rita,
     });
     expect(list.body.items.map((r: { state: string }) => r.state)).toEqual(["reviewing"]);
+  });
+
+  it("an imported bookings app still refuses double booking; the cancelled slot is free", async () => {
+    const book = ids.bookings as string;
+    const tok = await issueToken(dst, book, "ben", ["create"]);
+    const at = (h: number) => ({
+      resource: "Room 1",
+      starts_at: `2026-12-01T${String(h).padStart(2, "0")}:00:00Z`,
+      ends_at: `2026-12-01T${String(h + 1).padStart(2, "0")}:00:00Z`,
+    });
+    const taken = await dst.call({
+      method: "POST",
+      url: `/api/v1/apps/${book}/bookings`,
+      token: tok,
+      body: at(10),
+    });
+    expect(taken.status).toBe(409);
+    expect(taken.body.error.code).toBe("booking_conflict");
+    const freed = await dst.call({
+      method: "POST",
+      url: `/api/v1/apps/${book}/bookings`,
+      token: tok,
+      body: at(9),
+    });
+    expect(freed.status).toBe(201);
   });
 
   it("the export is audited with its hashes", async () => {

@@ -29,6 +29,7 @@ function plainSummary(t: Template): string[] {
       ),
     );
   }
+  for (const u of m.upgrades ?? []) lines.push(`Version ${u.to}: ${u.summary}`);
   lines.push(`Storage: about ${m.cost_card.bytes_per_record} bytes a record. ${m.cost_card.notes}`);
   return lines;
 }
@@ -69,8 +70,8 @@ export const catalogRoutes: FastifyPluginAsyncZod<{
       return {
         summary: t.summary,
         manifest: t.manifest as unknown as Record<string, unknown>,
-        // One version per template until template versions and upgrades land (issue 4, item 6).
-        versions: [t.summary.version],
+        // Every version an app can be on: 1 up to the current one (each reached by an upgrade).
+        versions: Array.from({ length: t.summary.version }, (_, i) => i + 1),
         plain_summary: plainSummary(t),
       };
     },

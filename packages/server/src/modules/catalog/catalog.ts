@@ -22,6 +22,15 @@ export interface Manifest {
   state_machine?: StateMachine;
   cost_card: { bytes_per_record: number; notes: string };
   limits?: { records_per_app: number };
+  upgrades?: Upgrade[];
+}
+
+/** How one app moves from version `from` to `to`: steps on its data, each scoped by $1 = app id. */
+export interface Upgrade {
+  from: number;
+  to: number;
+  summary: string;
+  steps: Array<{ description: string; sql: string }>;
 }
 
 /** Records that move between states; each move into a state needs that state's action. */
@@ -162,6 +171,23 @@ export function checkManifest(dir: string): { manifest?: Manifest; problems: Tem
     for (const s of Object.keys(sm.actions)) {
       if (!sm.states.includes(s))
         problems.push(at(`/state_machine/actions/${s}`, `"${s}" is not a state`));
+    }
+  }
+  // Versions: every version after the first has exactly one upgrade from the one before, and
+  // every step names the app ($1): an upgrade never touches another app's rows.
+  const ups = m.upgrades ?? [];
+  for (let v = 2; v <= m.version; v++) {
+    const n = ups.filter((u) => u.to === v && u.from === v - 1).length;
+    if (n !== 1) problems.push(at("/upgrades", `needs one upgrade from ${v - 1} to ${v}`));
+  }
+  for (const [i, u] of ups.entries()) {
+    if (u.to !== u.from + 1 || u.to > m.version)
+      problems.push(at(`/upgrades/${i}`, `from ${u.from} to ${u.to} is not a step to a version up to ${m.version}`));
+    for (const [j, step] of u.steps.entries()) {
+      if (!/\$1(?!\d)/.test(step.sql))
+        problems.push(at(`/upgrades/${i}/steps/${j}/sql`, "must scope its rows to the app with $1"));
+      if (/;\s*\S/.test(step.sql))
+        problems.push(at(`/upgrades/${i}/steps/${j}/sql`, "must be one statement"));
     }
   }
   const migrations = join(dir, "migrations");
