@@ -33,6 +33,10 @@ export const TemplateSummary = z.object({
   retention_days_default: z.number().int(),
   scopes: z.array(TemplateScope),
   resources: z.array(z.object({ name: z.string(), operations: z.array(z.string()) })),
+  /** The built-in template whose tables and API it uses: its own id unless it is custom. */
+  base: z.string(),
+  /** Custom templates: who approved the version on offer. */
+  approved_by: z.string().optional(),
 });
 export type TemplateSummary = z.infer<typeof TemplateSummary>;
 export const TemplateList = z.object({ items: z.array(TemplateSummary) });
@@ -113,6 +117,71 @@ export const UpgradeReport = z.object({
 });
 export type UpgradeReport = z.infer<typeof UpgradeReport>;
 
+// ── people on the control plane ─────────────────────────────────────────────────────────
+export const ADMIN_ROLES = ["admin", "steward"] as const;
+export const AdminRole = z.enum(ADMIN_ROLES);
+export type AdminRole = z.infer<typeof AdminRole>;
+
+export const CreateAdminRequest = z.strictObject({
+  /** Who this credential is for, e.g. "Ana (platform team)". */
+  name: text(100),
+  roles: z.array(AdminRole).min(1).max(2),
+});
+export const AdminView = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  roles: z.array(AdminRole),
+  created_at: z.string(),
+  created_by: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+});
+export type AdminView = z.infer<typeof AdminView>;
+/** The new credential: `token` is shown this once, stored only as its SHA-256. */
+export const AdminCreated = AdminView.extend({ token: z.string() });
+export const AdminList = z.object({ items: z.array(AdminView) });
+export const AdminParams = z.object({ id: z.string().regex(idPattern("admin")) });
+
+// ── custom templates ────────────────────────────────────────────────────────────────────
+/**
+ * A custom template: a named variant of a built-in template (same tables, scopes and API) with
+ * its own words, retention, default policy blocks and default payload schema. No SQL: it is
+ * safe by construction; what a steward judges is who sees what and for how long.
+ */
+export const SubmitCustomTemplateRequest = z.strictObject({
+  id: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/, "lowercase letters, digits and -, from a letter"),
+  /** The built-in template it is made from (e.g. directory). */
+  base: text(64),
+  title: text(100),
+  /** Plain language: what it stores and who can see it. */
+  description: z.string().min(20).max(2000),
+  retention_days_default: z.number().int().min(1).max(3650).optional(),
+  default_policy_blocks: z.array(text(40)).min(1).max(20).optional(),
+  /** The payload schema apps get when they do not bring their own. */
+  payload_schema: z.record(z.string(), z.unknown()).optional(),
+});
+export type SubmitCustomTemplateRequest = z.infer<typeof SubmitCustomTemplateRequest>;
+
+export const CUSTOM_TEMPLATE_STATUSES = ["draft", "approved", "rejected"] as const;
+export const CustomTemplateVersion = z.object({
+  id: z.string(),
+  version: z.number().int(),
+  base: z.string(),
+  status: z.enum(CUSTOM_TEMPLATE_STATUSES),
+  definition: SubmitCustomTemplateRequest,
+  submitted_by: z.string(),
+  submitted_at: z.string(),
+  decided_by: z.string().nullable(),
+  decided_at: z.string().nullable(),
+  decision_note: z.string().nullable(),
+});
+export type CustomTemplateVersion = z.infer<typeof CustomTemplateVersion>;
+export const CustomTemplateList = z.object({ items: z.array(CustomTemplateVersion) });
+export const CustomTemplateParams = z.object({
+  id: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/),
+  version: z.coerce.number().int().min(1).max(10000),
+});
+export const DecideCustomTemplateRequest = z.strictObject({ note: z.string().max(1000).optional() });
+
 export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
 export const Environment = z.enum(ENVIRONMENTS);
 export type Environment = z.infer<typeof Environment>;
@@ -125,8 +194,11 @@ export const CreateAppRequest = z.strictObject({
   name: text(100),
   template: text(64),
   owners: z.array(text(200)).min(1).max(20),
-  /** The creator's fields, as a JSON Schema in Trellis's safe subset (see the README). */
-  payload_schema: z.record(z.string(), z.unknown()),
+  /**
+   * The creator's fields, as a JSON Schema in Trellis's safe subset (see the README). Optional
+   * only for a custom template that brings a default.
+   */
+  payload_schema: z.record(z.string(), z.unknown()).optional(),
   retention_days: z.number().int().min(1).max(3650).optional(),
   /** dev (default), staging or prod: prod tokens live shorter; blocks can key on it. */
   environment: Environment.optional(),

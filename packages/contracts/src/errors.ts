@@ -122,6 +122,26 @@ export const ERRORS = {
     status: 409,
     message: "Run the upgrade as a dry run first and pass its plan as confirm (the plan changed, or none was given).",
   },
+  role_missing: {
+    status: 403,
+    message: "Your credential lacks the role this call needs (admin or steward).",
+  },
+  steward_must_differ: {
+    status: 403,
+    message: "A template version is approved or rejected by a steward other than the person who submitted it.",
+  },
+  template_exists: {
+    status: 409,
+    message: "That id belongs to a built-in template; choose another.",
+  },
+  template_not_draft: {
+    status: 409,
+    message: "That template version was already approved or rejected.",
+  },
+  payload_schema_required: {
+    status: 400,
+    message: "This template has no default payload schema: send payload_schema.",
+  },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   policy_denied: {

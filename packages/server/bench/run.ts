@@ -37,7 +37,7 @@ const WARMUP_ROUNDS = intEnv("BENCH_WARMUP_ROUNDS", 1, 0, 10);
 const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 16, 1, 1000);
 const SEED = intEnv("BENCH_SEED", 200, 51, 100_000);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
-const OPS = (process.env.BENCH_OPS || "read,write,append,item,entry,booking")
+const OPS = (process.env.BENCH_OPS || "read,write,append,item,entry,booking,request")
   .split(",")
   .map((s) => s.trim());
 /** Diagnostic: a `synchronous_commit` value set on the bench database (e.g. `off`). */
@@ -58,7 +58,7 @@ const variantsFor = (op: Op): Variant[] => [
   ...(DIAG && (op === "read" || op === "write") ? (["sqlfn"] as const) : []),
 ];
 
-/** append: one governed write of the event-log template (issue 4: every template's ≥ 0.5). */
+/** append, item, entry, booking, request: one governed write per template (issue 4: each ≥ 0.5). */
 const TARGETS: Record<Op, number> = {
   read: 0.7,
   write: 0.6,
@@ -66,11 +66,14 @@ const TARGETS: Record<Op, number> = {
   item: 0.5,
   entry: 0.5,
   booking: 0.5,
+  request: 0.5,
 };
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz";
 /** One master key for every server of the run: they share the database and its signing keys. */
 const MASTER_KEY = randomBytes(32).toString("base64");
 const SUBJECT = "bench-user";
+/** The reviewer named by every approval request (not SUBJECT: nobody reviews their own). */
+const REVIEWER = "rita";
 const FORM_ID = "default";
 const LIMIT = 50;
 
@@ -78,11 +81,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../../..");
 const SERVER = join(HERE, "server.ts");
 
-type Op = "read" | "write" | "append" | "item" | "entry" | "booking";
+type Op = "read" | "write" | "append" | "item" | "entry" | "booking" | "request";
 type Variant = "governed" | "uncached" | "bare" | "sqlfn";
 
 for (const op of OPS) {
-  if (!["read", "write", "append", "item", "entry", "booking"].includes(op))
+  if (!["read", "write", "append", "item", "entry", "booking", "request"].includes(op))
     throw new Error(`BENCH_OPS: unknown operation "${op}"`);
 }
 if (SYNC_COMMIT && !/^(on|off|local|remote_write|remote_apply)$/.test(SYNC_COMMIT)) {
@@ -717,6 +720,28 @@ async function main() {
     { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["create", "read"] } },
   );
 
+  const reqApp = await call<{ id: string }>(base, "POST", "/admin/v1/apps", {
+    headers: admin,
+    expect: 201,
+    body: {
+      name: "bench approvals",
+      template: "approval-queue",
+      owners: ["bench@example.com"],
+      payload_schema: {
+        type: "object",
+        required: ["title"],
+        properties: { title: { type: "string", maxLength: 200 }, n: { type: "integer" } },
+      },
+    },
+  });
+  // The requester (SUBJECT) is not the reviewer: nobody reviews their own request.
+  const { token: reqToken } = await call<{ token: string }>(
+    base,
+    "POST",
+    `/admin/v1/apps/${reqApp.id}/tokens`,
+    { headers: admin, expect: 201, body: { subject: SUBJECT, scopes: ["create", "read"] } },
+  );
+
   log(`bench: seeding ${SEED} submissions for ${SUBJECT} through the governed route…`);
   let next = 0;
   await Promise.all(
@@ -741,6 +766,10 @@ async function main() {
   const appendBody = JSON.stringify({ type: "bench.tick", data: { title: "bench", n: 1 } });
   const unused = (): Target => ({ server, method: "GET", path: "/healthz", headers: {} });
   const itemBody = JSON.stringify({ kind: "bench", attrs: { title: "bench", n: 1 } });
+  const requestBody = JSON.stringify({
+    payload: { title: "bench", n: 1 },
+    assigned_reviewer: REVIEWER,
+  });
   // 256 keys, each written over and over: replaces (a new key each time would fill the quota,
   // one key alone would measure waits on its row lock).
   const entryBody = JSON.stringify({ value: { title: "bench", n: 1 }, ttl_seconds: 3600 });
@@ -761,6 +790,24 @@ async function main() {
     });
   };
   const targets: Record<Op, Record<Variant, Target>> = {
+    request: {
+      governed: {
+        server,
+        method: "POST",
+        path: `/api/v1/apps/${reqApp.id}/requests`,
+        headers: { authorization: `Bearer ${reqToken}`, ...json },
+        body: requestBody,
+      },
+      bare: {
+        server,
+        method: "POST",
+        path: `/bench/bare/apps/${reqApp.id}/requests`,
+        headers: { ...json, "x-bench-submitter": SUBJECT },
+        body: requestBody,
+      },
+      uncached: unused(),
+      sqlfn: unused(),
+    },
     booking: {
       governed: {
         server,
@@ -959,6 +1006,18 @@ async function main() {
     );
   }
 
+  const requested = await answer<Record<string, unknown>>(targets.request.governed, 201);
+  const requestedBare = await answer<Record<string, unknown>>(targets.request.bare, 201);
+  if (
+    keys(requested) !== keys(requestedBare) ||
+    requested.requester_id !== requestedBare.requester_id ||
+    requested.state !== requestedBare.state
+  ) {
+    throw new Error(
+      `the governed and bare request answers differ: ${JSON.stringify(requested)} vs ${JSON.stringify(requestedBare)}`,
+    );
+  }
+
   meter = await CpuMeter.open();
   const results: OpResult[] = [];
   try {
@@ -982,6 +1041,7 @@ async function main() {
       item: "item.create",
       entry: "entry.put",
       booking: "booking.create",
+      request: "request.create",
     }[r.op];
     const governed = r.rounds.reduce(
       (n, x) => n + (x.governed as RoundResult).requests + (x.uncached?.requests ?? 0),

@@ -236,6 +236,50 @@ function addBareBookingRoutes(app: FastifyInstance, db: Db): void {
 }
 
 /**
+ * The approval-queue baseline: the same INSERT as `trellis.gw_approval_queue_create`, on the
+ * owner's connection (the state takes its default, `requested`).
+ */
+function addBareRequestRoutes(app: FastifyInstance, db: Db): void {
+  const INSERT = `INSERT INTO trellis.approval_queue_requests
+      (id, app_id, requester_id, assigned_reviewer, payload, labels, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5::jsonb, '{}', $6, $6)`;
+  app.post("/bench/bare/apps/:app/requests", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const body = (req.body ?? {}) as {
+      payload?: Record<string, unknown>;
+      assigned_reviewer?: string;
+    };
+    const requester = req.headers["x-bench-submitter"];
+    if (typeof requester !== "string" || !body.payload || !body.assigned_reviewer) {
+      return reply
+        .code(400)
+        .send({ error: "payload, assigned_reviewer and x-bench-submitter are required" });
+    }
+    const id = uuidv7();
+    const at = new Date().toISOString();
+    await db.query(INSERT, [
+      id,
+      appId,
+      requester,
+      body.assigned_reviewer,
+      JSON.stringify(body.payload),
+      at,
+    ]);
+    return reply.code(201).send({
+      id,
+      app_id: appId,
+      requester_id: requester,
+      assigned_reviewer: body.assigned_reviewer,
+      payload: body.payload,
+      state: "requested",
+      labels: {},
+      created_at: at,
+      updated_at: at,
+    });
+  });
+}
+
+/**
  * Diagnostic routes (BENCH_DIAG=1): ungoverned on the Node side exactly like the bare routes, but
  * calling the same `trellis.gw_*` SQL functions as the gateway (claims, RLS, audit insert, one
  * statement). governed vs sqlfn is then the Node side of governance, sqlfn vs bare the SQL side.
@@ -322,6 +366,7 @@ async function main() {
     addBareItemRoutes(app, db);
     addBareEntryRoutes(app, db);
     addBareBookingRoutes(app, db);
+    addBareRequestRoutes(app, db);
     addSqlFnRoutes(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });
   } catch (err) {

@@ -5,38 +5,41 @@ import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-z
 import type { Config } from "./config/config";
 import type { Db } from "./db/db";
 import { CORE_MIGRATIONS, migrate } from "./db/migrate";
+import { approvalQueueRoutes } from "./gateway/approval-queue.routes";
 import { bookingsRoutes } from "./gateway/bookings.routes";
 import { directoryRoutes } from "./gateway/directory.routes";
 import { eventLogRoutes } from "./gateway/event-log.routes";
 import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { ttlCacheRoutes } from "./gateway/ttl-cache.routes";
-import { approvalQueueRoutes } from "./gateway/approval-queue.routes";
 import { adminAuth } from "./http/admin-auth";
 import { installErrorHandling } from "./http/errors";
 import { serializerCompiler } from "./http/serializer";
 import { type Clock, systemClock } from "./lib/clock";
 import { newId } from "./lib/ids";
 import { loadAdminCredentials } from "./modules/admin/admin-credentials";
+import { adminsRoutes } from "./modules/admin/admins.routes";
 import { appsRoutes } from "./modules/apps/apps.routes";
 import { appsService } from "./modules/apps/apps.service";
 import { auditRoutes } from "./modules/audit/audit.routes";
 import { auditService } from "./modules/audit/audit.service";
 import { loadCatalog, TemplateError } from "./modules/catalog/catalog";
 import { catalogRoutes } from "./modules/catalog/catalog.routes";
-import { portabilityRoutes } from "./modules/portability/portability.routes";
-import { upgradeRoutes } from "./modules/upgrades/upgrade.routes";
-import { upgradeService } from "./modules/upgrades/upgrade.service";
+import { customTemplatesService } from "./modules/catalog/custom-templates";
+import { customTemplatesRoutes } from "./modules/catalog/custom-templates.routes";
 import { checkTables } from "./modules/catalog/template-check";
 import { PolicyEngine } from "./modules/policy/engine";
 import { activeCustomPolicies } from "./modules/policy/policy.repo";
 import { policyRoutes } from "./modules/policy/policy.routes";
 import { policyService } from "./modules/policy/policy.service";
+import { portabilityRoutes } from "./modules/portability/portability.routes";
 import { loadSigningKeys, resolveMasterKey } from "./modules/tokens/keys";
 import { jwksRoutes, keysAdminRoutes } from "./modules/tokens/keys.routes";
 import { revocationsService } from "./modules/tokens/revocations";
 import { tokensRoutes } from "./modules/tokens/tokens.routes";
 import { tokensService } from "./modules/tokens/tokens.service";
+import { upgradeRoutes } from "./modules/upgrades/upgrade.routes";
+import { upgradeService } from "./modules/upgrades/upgrade.service";
 
 export { CORE_MIGRATIONS };
 export const TEMPLATES_DIR = fileURLToPath(new URL("../../../templates", import.meta.url));
@@ -91,6 +94,9 @@ export async function buildApp({
   });
   const engine = new PolicyEngine();
   for (const t of catalog.values()) engine.addTemplate(t.summary.id, t.actions);
+  // Approved custom templates join the catalog before any app is loaded.
+  const custom = customTemplatesService({ db, clock, audit, engine, catalog });
+  await custom.start();
   const apps = appsService({
     db,
     catalog,
@@ -158,6 +164,7 @@ export async function buildApp({
   app.addHook("onClose", async () => {
     await revocations.stop();
     await apps.stop();
+    await custom.stop();
     await keys.stop();
     await audit.drain();
   });
@@ -173,7 +180,9 @@ export async function buildApp({
     async (admin) => {
       admin.addHook("onRequest", adminAuth(creds));
       await admin.register(keysAdminRoutes, { keys });
+      await admin.register(customTemplatesRoutes, { custom, audit });
       await admin.register(catalogRoutes, { catalog, audit });
+      await admin.register(adminsRoutes, { db, clock, audit });
       await admin.register(portabilityRoutes, { db, catalog, clock, audit });
       await admin.register(upgradeRoutes, { upgrades });
       await admin.register(appsRoutes, {

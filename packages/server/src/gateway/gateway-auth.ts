@@ -46,7 +46,8 @@ export const gatewayAuth =
     if (revocations.isRevoked(result.claims)) throw new TrellisError("token_revoked");
     // An events call to a form-intake app (and the like): that resource is not the app's.
     const template = req.routeOptions.config.template;
-    if (template && governed.template.summary.id !== template)
+    // (A custom template answers on its base template's routes.)
+    if (template && governed.template.base !== template)
       throw new TrellisError("resource_not_in_template");
     // We never issue such a token; one that arrives was not made by this server's rules.
     for (const s of result.claims.scopes) {

@@ -1,4 +1,4 @@
-import type { ActorRole, AuditAction } from "@trellis/contracts";
+import type { ActorRole, AdminRole, AuditAction } from "@trellis/contracts";
 import type { GovernedApp } from "../modules/apps/apps.service";
 import type { AuditContext } from "../modules/audit/audit.service";
 import type { TokenClaims } from "../modules/tokens/tokens.service";
@@ -14,6 +14,8 @@ export interface RequestContext {
   audited: boolean;
   claims?: TokenClaims;
   governed?: GovernedApp;
+  /** Control plane: the roles of the credential that made this request. */
+  adminRoles?: readonly AdminRole[];
   /** The policies behind this request's decision, for its audit event (allowed or denied). */
   policyIds?: readonly string[];
 }
@@ -32,6 +34,8 @@ declare module "fastify" {
     anyScope?: readonly string[];
     /** Gateway routes: the app's template this route belongs to. */
     template?: string;
+    /** Control-plane routes: the roles that may call it (default: admin). */
+    roles?: readonly AdminRole[];
   }
 }
 

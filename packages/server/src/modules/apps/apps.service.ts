@@ -78,7 +78,9 @@ export const appsService = ({
       throw new TrellisError("template_not_found", [
         { path: "/template", message: `no template "${req.template.slice(0, 64)}"` },
       ]);
-    const checked = checkPayloadSchema(req.payload_schema);
+    const schema = req.payload_schema ?? template.defaultPayloadSchema;
+    if (!schema) throw new TrellisError("payload_schema_required");
+    const checked = checkPayloadSchema(schema);
     if ("issues" in checked) {
       throw new TrellisError(
         "payload_schema_invalid",

@@ -42,7 +42,7 @@ export const catalogRoutes: FastifyPluginAsyncZod<{
     "/templates",
     {
       schema: { response: { 200: TemplateList } },
-      config: { action: "template.list", resourceType: "template" },
+      config: { action: "template.list", resourceType: "template", roles: ["admin", "steward"] },
     },
     async (req) => {
       await audit.record(auditContext(req.trellis), {
@@ -57,7 +57,7 @@ export const catalogRoutes: FastifyPluginAsyncZod<{
     "/templates/:id",
     {
       schema: { params: TemplateParams, response: { 200: TemplateDetail } },
-      config: { action: "template.get", resourceType: "template" },
+      config: { action: "template.get", resourceType: "template", roles: ["admin", "steward"] },
     },
     async (req) => {
       const t = catalog.get(req.params.id);

@@ -49,6 +49,10 @@ export interface Template {
   defaultBlocks: readonly BlockId[];
   records: RecordColumns;
   migrationsDir: string;
+  /** The built-in template whose tables and gateway routes this one uses (its own id if built in). */
+  base: string;
+  /** Custom templates: the payload schema apps get when they bring none. */
+  defaultPayloadSchema?: Record<string, unknown>;
 }
 
 export type Catalog = ReadonlyMap<string, Template>;
@@ -182,10 +186,17 @@ export function checkManifest(dir: string): { manifest?: Manifest; problems: Tem
   }
   for (const [i, u] of ups.entries()) {
     if (u.to !== u.from + 1 || u.to > m.version)
-      problems.push(at(`/upgrades/${i}`, `from ${u.from} to ${u.to} is not a step to a version up to ${m.version}`));
+      problems.push(
+        at(
+          `/upgrades/${i}`,
+          `from ${u.from} to ${u.to} is not a step to a version up to ${m.version}`,
+        ),
+      );
     for (const [j, step] of u.steps.entries()) {
       if (!/\$1(?!\d)/.test(step.sql))
-        problems.push(at(`/upgrades/${i}/steps/${j}/sql`, "must scope its rows to the app with $1"));
+        problems.push(
+          at(`/upgrades/${i}/steps/${j}/sql`, "must scope its rows to the app with $1"),
+        );
       if (/;\s*\S/.test(step.sql))
         problems.push(at(`/upgrades/${i}/steps/${j}/sql`, "must be one statement"));
     }
@@ -206,6 +217,7 @@ export function toTemplate(dir: string, m: Manifest): Template {
       retention_days_default: m.retention_days_default,
       scopes: Object.entries(m.scopes).map(([name, description]) => ({ name, description })),
       resources: m.resources.map((r) => ({ name: r.name, operations: Object.keys(r.operations) })),
+      base: m.id,
     },
     manifest: m,
     scopes: new Set(Object.keys(m.scopes)),
@@ -213,6 +225,7 @@ export function toTemplate(dir: string, m: Manifest): Template {
     defaultBlocks: m.default_policy_blocks as BlockId[],
     records: m.records,
     migrationsDir: join(dir, "migrations"),
+    base: m.id,
   };
 }
 
@@ -221,7 +234,7 @@ export function toTemplate(dir: string, m: Manifest): Template {
  * template stops start-up, with every problem listed. The SQL side (app_id, FORCE RLS, bounded
  * text) is checked after migrations, by template-check.ts.
  */
-export function loadCatalog(templatesDir: string): Catalog {
+export function loadCatalog(templatesDir: string): Map<string, Template> {
   const out = new Map<string, Template>();
   const problems: TemplateProblem[] = [];
   for (const entry of readdirSync(templatesDir).sort()) {
