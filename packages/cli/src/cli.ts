@@ -18,6 +18,12 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
             What a template stores and who can see it, in plain words (or the whole manifest)
   templates export ID
             The template's manifest, JSON Schemas, DDL with checksums and policy blocks, as JSON
+  templates submit FILE_OR_JSON | templates drafts
+            Submit a custom template version (a draft) | every version with its status
+  templates approve ID VERSION [--note TEXT] | templates reject ID VERSION [--note TEXT]
+            Steward only, and not the person who submitted it: only approved versions reach the catalog
+  admins create --name NAME --role admin|steward [--role …] | admins list | admins revoke ADMIN_ID
+            A credential per person (the token is shown once) | who has one | revoke at once
   apps create --name NAME --template ID --owner EMAIL [--owner EMAIL…]
               --schema FILE_OR_JSON [--retention-days N]
             Create an app; prints the app as JSON

@@ -1,6 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import {
+  ADMIN_ROLES,
   AUDIT_ACTIONS,
   AUDIT_OUTCOMES,
   type AuditAction,
@@ -9,6 +10,7 @@ import {
   type Environment,
   PAGE,
   REQUEST_STATES,
+  type SubmitCustomTemplateRequest,
 } from "@trellis/contracts";
 import { type AuditEvent, createAdminClient, createAppClient } from "@trellis/sdk";
 import { clean, HelpRequested, PolicyTestsFailed, printJson, table, UsageError } from "./output";
@@ -30,6 +32,7 @@ export const CLIENT_COMMANDS = [
   "entries",
   "bookings",
   "requests",
+  "admins",
 ] as const;
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
@@ -144,6 +147,42 @@ function appClient(env: Env, appId: string, flag: string | undefined) {
 }
 
 async function templates(args: string[], env: Env): Promise<void> {
+  if (args[0] === "submit") {
+    const { positionals } = parse(args.slice(1), {}, ["FILE_OR_JSON"]);
+    const definition = await jsonObject(positionals[0] ?? "", "FILE_OR_JSON");
+    return printJson(
+      await admin(env).customTemplates.submit(definition as unknown as SubmitCustomTemplateRequest),
+    );
+  }
+  if (args[0] === "drafts") {
+    parse(args.slice(1), {}, []);
+    const { items } = await admin(env).customTemplates.list();
+    if (items.length === 0) {
+      process.stdout.write("No custom templates yet.\n");
+      return;
+    }
+    const rows = items.map((v) => [
+      v.id,
+      String(v.version),
+      v.base,
+      v.status,
+      v.submitted_by,
+      v.decided_by ?? "",
+    ]);
+    process.stdout.write(
+      table(["ID", "VERSION", "BASE", "STATUS", "SUBMITTED BY", "DECIDED BY"], rows),
+    );
+    return;
+  }
+  if (args[0] === "approve" || args[0] === "reject") {
+    const { values, positionals } = parse(args.slice(1), { note: { type: "string" } }, [
+      "ID",
+      "VERSION",
+    ]);
+    const version = integer(positionals[1], "VERSION", 1, 10_000) ?? 1;
+    const client = admin(env).customTemplates;
+    return printJson(await client[args[0]](positionals[0] ?? "", version, values.note));
+  }
   if (args[0] === "export") {
     const { positionals } = parse(args.slice(1), {}, ["ID"]);
     return printJson(await admin(env).templates.export(positionals[0] ?? ""));
@@ -608,6 +647,46 @@ async function bookings(args: string[], env: Env): Promise<void> {
   );
 }
 
+/** People on the control plane: `admins create --name N --role admin|steward… | list | revoke ID`. */
+async function admins(args: string[], env: Env): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "-h" || sub === "--help") throw new HelpRequested();
+  if (sub === "create") {
+    const { values } = parse(
+      rest,
+      { name: { type: "string" }, role: { type: "string", multiple: true } },
+      [],
+    );
+    const roles = required(values.role, "--role").map(
+      (r) => oneOf(r, "--role", ADMIN_ROLES) ?? ADMIN_ROLES[0],
+    );
+    return printJson(
+      await admin(env).admins.create({ name: required(values.name, "--name"), roles }),
+    );
+  }
+  if (sub === "list") {
+    parse(rest, {}, []);
+    const { items } = await admin(env).admins.list();
+    const rows = items.map((a) => [
+      a.id,
+      a.name ?? "",
+      a.roles.join(","),
+      a.revoked_at ? "revoked" : "active",
+    ]);
+    process.stdout.write(table(["ID", "NAME", "ROLES", "STATUS"], rows));
+    return;
+  }
+  if (sub === "revoke") {
+    const { positionals } = parse(rest, {}, ["ADMIN_ID"]);
+    await admin(env).admins.revoke(positionals[0] ?? "");
+    process.stdout.write(`revoked ${clean(positionals[0] ?? "")}\n`);
+    return;
+  }
+  throw new UsageError(
+    sub ? `unknown admins command "${sub}"` : "admins needs a command: create, list or revoke",
+  );
+}
+
 /** `--label team=hr --label region=eu` → {team: "hr", region: "eu"}. */
 function labels(values: string[] | undefined): Record<string, string> | undefined {
   if (!values) return undefined;
@@ -810,6 +889,7 @@ export function runClientCommand(command: ClientCommand, args: string[], env: En
     entries,
     bookings,
     requests,
+    admins,
   };
   return commands[command](args, env);
 }

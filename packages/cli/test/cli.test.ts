@@ -733,6 +733,33 @@ describe("trellis CLI: event-log, directory and ttl-cache apps", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("admins and custom templates: submit, a steward approves, drafts lists them", async () => {
+    const made = async (name: string, role: string) =>
+      JSON.parse((await cli(["admins", "create", "--name", name, "--role", role])).stdout)
+        .token as string;
+    const ana = { TRELLIS_ADMIN_TOKEN: await made("Ana", "admin") };
+    const sam = { TRELLIS_ADMIN_TOKEN: await made("Sam", "steward") };
+    expect((await cli(["admins", "create", "--name", "X", "--role", "root"])).code).toBe(2);
+    const def = JSON.stringify({
+      id: "cli-assets",
+      base: "directory",
+      title: "Assets",
+      description: "Things handed out to people, and who holds each.",
+    });
+    const sub = await cli(["templates", "submit", def], ana);
+    expect(JSON.parse(sub.stdout)).toMatchObject({ id: "cli-assets", version: 1, status: "draft" });
+    const self = await cli(["templates", "approve", "cli-assets", "1"], ana);
+    expect(self.code).toBe(1);
+    expect(self.stderr).toContain("role_missing");
+    const ok = await cli(["templates", "approve", "cli-assets", "1", "--note", "fine"], sam);
+    expect(JSON.parse(ok.stdout).status).toBe("approved");
+    expect((await cli(["templates", "drafts"], sam)).stdout).toMatch(
+      /cli-assets\s+1\s+directory\s+approved/,
+    );
+    const list = await cli(["admins", "list"]);
+    expect(list.stdout).toMatch(/Sam\s+steward\s+active/);
+  });
+
   it("requests create, list, move; an illegal move prints the allowed ones", async () => {
     const { id, env: e } = await appWith("approval-queue", ["create", "read", "withdraw"]);
     const made = JSON.parse(

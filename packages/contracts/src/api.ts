@@ -111,7 +111,9 @@ export const UpgradeReport = z.object({
   dry_run: z.boolean(),
   /** What the new versions change, in plain words, and each step with the rows it touches(ed). */
   summaries: z.array(z.string()),
-  steps: z.array(z.object({ version: z.number().int(), description: z.string(), rows: z.number().int() })),
+  steps: z.array(
+    z.object({ version: z.number().int(), description: z.string(), rows: z.number().int() }),
+  ),
   /** Pass back as `confirm` to run it for real. */
   plan: z.string(),
 });
@@ -138,7 +140,9 @@ export const AdminView = z.object({
 export type AdminView = z.infer<typeof AdminView>;
 /** The new credential: `token` is shown this once, stored only as its SHA-256. */
 export const AdminCreated = AdminView.extend({ token: z.string() });
+export type AdminCreated = z.infer<typeof AdminCreated>;
 export const AdminList = z.object({ items: z.array(AdminView) });
+export type AdminList = z.infer<typeof AdminList>;
 export const AdminParams = z.object({ id: z.string().regex(idPattern("admin")) });
 
 // ── custom templates ────────────────────────────────────────────────────────────────────
@@ -176,11 +180,14 @@ export const CustomTemplateVersion = z.object({
 });
 export type CustomTemplateVersion = z.infer<typeof CustomTemplateVersion>;
 export const CustomTemplateList = z.object({ items: z.array(CustomTemplateVersion) });
+export type CustomTemplateList = z.infer<typeof CustomTemplateList>;
 export const CustomTemplateParams = z.object({
   id: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/),
   version: z.coerce.number().int().min(1).max(10000),
 });
-export const DecideCustomTemplateRequest = z.strictObject({ note: z.string().max(1000).optional() });
+export const DecideCustomTemplateRequest = z.strictObject({
+  note: z.string().max(1000).optional(),
+});
 
 export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
 export const Environment = z.enum(ENVIRONMENTS);

@@ -112,15 +112,18 @@ export const ERRORS = {
   },
   upgrade_not_available: {
     status: 409,
-    message: "The app is already on that version of its template (or a later one), or the template has no such version.",
+    message:
+      "The app is already on that version of its template (or a later one), or the template has no such version.",
   },
   upgrade_failed: {
     status: 409,
-    message: "A step of the upgrade failed; everything was rolled back and the app stays on its version.",
+    message:
+      "A step of the upgrade failed; everything was rolled back and the app stays on its version.",
   },
   upgrade_needs_dry_run: {
     status: 409,
-    message: "Run the upgrade as a dry run first and pass its plan as confirm (the plan changed, or none was given).",
+    message:
+      "Run the upgrade as a dry run first and pass its plan as confirm (the plan changed, or none was given).",
   },
   role_missing: {
     status: 403,
@@ -128,7 +131,8 @@ export const ERRORS = {
   },
   steward_must_differ: {
     status: 403,
-    message: "A template version is approved or rejected by a steward other than the person who submitted it.",
+    message:
+      "A template version is approved or rejected by a steward other than the person who submitted it.",
   },
   template_exists: {
     status: 409,

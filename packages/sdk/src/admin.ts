@@ -1,5 +1,8 @@
 import {
   AddCustomPolicyResult,
+  AdminCreated,
+  AdminList,
+  type AdminRole,
   App,
   AppPolicyView,
   ApprovalRequestList,
@@ -7,6 +10,8 @@ import {
   type AuditQuery,
   type CreateAppRequest,
   type CreateTokenRequest,
+  CustomTemplateList,
+  CustomTemplateVersion,
   type ExplainInput,
   ExplainResponse,
   ImportResult,
@@ -15,14 +20,15 @@ import {
   RenewResult,
   type RenewTokenRequest,
   RotatedKey,
+  type SubmitCustomTemplateRequest,
   TemplateDetail,
   TemplateExport,
   TemplateList,
-  UpgradeReport,
-  type UpgradeRequest,
   type TemplateSummary,
   TokenIssued,
   TokenList,
+  UpgradeReport,
+  type UpgradeRequest,
 } from "@trellis/contracts";
 import { type ConnectionOptions, connection, segment, send } from "./http";
 
@@ -167,6 +173,32 @@ export interface AdminClient {
      * @example const r = await admin.tokens.renew(appId, "tok_01…"); if ("token" in r) use(r.token)
      */
     renew(appId: string, tokenId: string, req?: RenewTokenRequest): Promise<RenewResult>;
+  };
+  /** People on the control plane, each with their own credential and roles. */
+  admins: {
+    /**
+     * A credential for one person (`token` is shown this once).
+     * @example const { token } = await admin.admins.create({ name: "Sam", roles: ["steward"] });
+     */
+    create(req: { name: string; roles: AdminRole[] }): Promise<AdminCreated>;
+    /** @example (await admin.admins.list()).items.map((a) => a.name) */
+    list(): Promise<AdminList>;
+    /** Revokes a credential at once, on every server. @example await admin.admins.revoke("adm_01…") */
+    revoke(id: string): Promise<void>;
+  };
+  /** Custom templates: an admin submits, a different person with the steward role decides. */
+  customTemplates: {
+    /**
+     * Submits a version (a draft; not in the catalog until a steward approves it).
+     * @example await admin.customTemplates.submit({ id: "asset-register", base: "directory", title: "Assets", description: "…" })
+     */
+    submit(req: SubmitCustomTemplateRequest): Promise<CustomTemplateVersion>;
+    /** Every version with its status. @example (await steward.customTemplates.list()).items */
+    list(): Promise<CustomTemplateList>;
+    /** Steward only, not the submitter. @example await steward.customTemplates.approve("asset-register", 1) */
+    approve(id: string, version: number, note?: string): Promise<CustomTemplateVersion>;
+    /** Steward only, not the submitter. @example await steward.customTemplates.reject("asset-register", 2, "too broad") */
+    reject(id: string, version: number, note?: string): Promise<CustomTemplateVersion>;
   };
   keys: {
     /**
@@ -328,6 +360,42 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
           path: `/admin/v1/apps/${segment(appId, "app id")}/tokens/${segment(tokenId, "token id")}/renew`,
           body: req,
           parse: RenewResult,
+        }),
+    },
+    admins: {
+      create: (req) =>
+        send(conn, { method: "POST", path: "/admin/v1/admins", body: req, parse: AdminCreated }),
+      list: () => send(conn, { method: "GET", path: "/admin/v1/admins", parse: AdminList }),
+      revoke: async (id) =>
+        send<void>(conn, { method: "DELETE", path: `/admin/v1/admins/${segment(id, "admin id")}` }),
+    },
+    customTemplates: {
+      submit: (req) =>
+        send(conn, {
+          method: "POST",
+          path: "/admin/v1/templates/custom",
+          body: req,
+          parse: CustomTemplateVersion,
+        }),
+      list: () =>
+        send(conn, {
+          method: "GET",
+          path: "/admin/v1/templates/custom",
+          parse: CustomTemplateList,
+        }),
+      approve: async (id, version, note) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/templates/custom/${segment(id, "template id")}/versions/${version}/approve`,
+          body: note === undefined ? {} : { note },
+          parse: CustomTemplateVersion,
+        }),
+      reject: async (id, version, note) =>
+        send(conn, {
+          method: "POST",
+          path: `/admin/v1/templates/custom/${segment(id, "template id")}/versions/${version}/reject`,
+          body: note === undefined ? {} : { note },
+          parse: CustomTemplateVersion,
         }),
     },
     keys: {

@@ -510,6 +510,31 @@ describe("sdk: the event-log, directory and ttl-cache templates", () => {
     expect((await apiError(admin().apps.upgrade(dir.appId))).code).toBe("upgrade_not_available");
   });
 
+  it("a steward approves another admin's custom template; then it is in the catalog", async () => {
+    const ana = createAdminClient({
+      baseUrl,
+      token: (await admin().admins.create({ name: "Ana", roles: ["admin"] })).token,
+    });
+    const samCred = await admin().admins.create({ name: "Sam", roles: ["steward"] });
+    const sam = createAdminClient({ baseUrl, token: samCred.token });
+    const draft = await ana.customTemplates.submit({
+      id: "sdk-assets",
+      base: "directory",
+      title: "Assets",
+      description: "Things handed out to people, and who holds each.",
+      payload_schema: { type: "object", properties: { name: { type: "string" } } },
+    });
+    expect(draft.status).toBe("draft");
+    expect((await apiError(ana.customTemplates.approve("sdk-assets", 1))).code).toBe(
+      "role_missing",
+    );
+    expect((await sam.customTemplates.approve("sdk-assets", 1, "ok")).status).toBe("approved");
+    expect((await ana.templates.list()).items.map((t) => t.id)).toContain("sdk-assets");
+    expect((await admin().admins.list()).items.map((a) => a.name)).toContain("Sam");
+    await admin().admins.revoke(samCred.id);
+    expect((await apiError(sam.customTemplates.list())).code).toBe("admin_token_invalid");
+  });
+
   it("files, reviews and approves a request; an illegal move lists the allowed ones", async () => {
     const ana = await appOf("approval-queue", ["create", "read", "withdraw"]);
     const r = await ana.requests.create({ payload: { name: "Laptop" }, assigned_reviewer: "rita" });
