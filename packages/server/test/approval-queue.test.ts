@@ -261,6 +261,42 @@ describe.each(DATASTORES)("approval-queue on %s", (kind) => {
     expect(bad.status).toBe(400);
   });
 
+  it("a custom forbid narrows the reviewer's list and get at once", async () => {
+    const app = await createQueue("Narrowed");
+    const a = await issueToken(t, app, "ana", ["create"]);
+    const r = await issueToken(t, app, "rita", ["read", "review"]);
+    const big = await file(
+      a,
+      { payload: { title: "Car", amount: 90000 }, assigned_reviewer: "rita" },
+      app,
+    );
+    const small = await file(
+      a,
+      { payload: { title: "Pen", amount: 2 }, assigned_reviewer: "rita" },
+      app,
+    );
+    const added = await t.call({
+      method: "POST",
+      url: `/admin/v1/apps/${app}/policy/custom`,
+      body: {
+        id: "custom.no-review-of-cars",
+        cedar:
+          'forbid (principal, action, resource is Trellis::Record) when { resource.owner == "ana" && principal.sub == "rita" && resource.state == "requested" };',
+      },
+    });
+    expect(added.status).toBe(201);
+    const list = await t.call({ method: "GET", url: reqs(app), token: r });
+    expect(list.body.items).toEqual([]);
+    expect(
+      (await t.call({ method: "GET", url: `${reqs(app)}/${small.body.id}`, token: r })).status,
+    ).toBe(404);
+    const denied = await move(r, big.body.id, "reviewing", app);
+    expect(denied.status).toBe(404);
+    expect((await auditFor(t.db, denied.body.error.request_id))[0]?.policy_ids).toEqual([
+      "custom.no-review-of-cars",
+    ]);
+  });
+
   it("app B never sees app A's requests, in HTTP and in SQL", async () => {
     const id = await fresh();
     const other = await issueToken(t, appB, "rita", ["read", "review", "read:all"]);

@@ -10,9 +10,9 @@ import {
 } from "@trellis/contracts";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { Db } from "../db/db";
-import { auditContext, type RequestContext } from "../http/context";
+import type { RequestContext } from "../http/context";
 import type { Clock } from "../lib/clock";
-import { encodeCursor, recordIdFromCursor } from "../lib/cursor";
+import { recordIdFromCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newRecordId } from "../lib/ids";
 import { setToLabels } from "../lib/labels";
@@ -37,7 +37,8 @@ export const approvalQueueRoutes: FastifyPluginAsyncZod<{
   audit: Pick<AuditService, "record">;
   engine: PolicyEngine;
 }> = async (app, { db, clock, audit, engine }) => {
-  const { governedOf, ctxOf, decideOn, newRecord } = governedHelpers({ clock, engine });
+  const { governedOf, ctxOf, decideOn, newRecord, decideFound, listPage, auditedRead } =
+    governedHelpers({ clock, engine, audit });
   const resourceType = "request";
   const readScopes = ["read", "read:all", "admin:read"];
 
@@ -51,9 +52,7 @@ export const approvalQueueRoutes: FastifyPluginAsyncZod<{
   const visible = async (c: RequestContext, id: string): Promise<RequestRecord> => {
     const rec = await getRequest(db, ctxOf(c), id);
     if (!rec) throw new TrellisError("not_found");
-    const d = decideOn(c, "read", rec.facts);
-    c.policyIds = d.policyIds;
-    if (d.decision !== "allow") throw new TrellisError("not_found");
+    decideFound(c, "read", rec.facts);
     return rec;
   };
 
@@ -123,25 +122,13 @@ export const approvalQueueRoutes: FastifyPluginAsyncZod<{
     async (req) => {
       const { limit, cursor, role, state } = req.query;
       const beforeId = recordIdFromCursor(cursor);
-      req.trellis.policyIds = req.trellis.governed?.policy.readPolicyIds;
-      const rows = await listRequests(db, ctxOf(req.trellis), {
-        role,
-        state,
-        beforeId,
-        limit: limit + 1,
+      return listPage(req.trellis, {
+        limit,
+        action: "request.list",
+        resourceType,
+        fetch: (ctx, n) => listRequests(db, ctx, { role, state, beforeId, limit: n }),
+        item: (r) => r.request,
       });
-      const more = rows.length > limit;
-      let page = more ? rows.slice(0, limit) : rows;
-      const cursorId = more ? page.at(-1)?.request.id : undefined;
-      if (req.trellis.governed?.policy.customIds.length) {
-        page = page.filter((r) => decideOn(req.trellis, "read", r.facts).decision === "allow");
-      }
-      await audit.record(auditContext(req.trellis), { action: "request.list", resourceType });
-      req.trellis.audited = true;
-      return {
-        items: page.map((r) => r.request),
-        next_cursor: cursorId ? encodeCursor({ id: cursorId }) : null,
-      };
     },
   );
 
@@ -153,12 +140,7 @@ export const approvalQueueRoutes: FastifyPluginAsyncZod<{
     },
     async (req) => {
       const rec = await visible(req.trellis, req.params.id);
-      await audit.record(auditContext(req.trellis), {
-        action: "request.get",
-        resourceType,
-        resourceId: rec.request.id,
-      });
-      req.trellis.audited = true;
+      await auditedRead(req.trellis, "request.get", resourceType, rec.request.id);
       return rec.request;
     },
   );
@@ -188,10 +170,8 @@ export const approvalQueueRoutes: FastifyPluginAsyncZod<{
       if (!action || !(sm.transitions[rec.request.state] ?? []).includes(to))
         throw new TrellisError("transition_not_allowed", undefined, movesFor(c, sm, rec));
       if (!governedOf(c).claims.scopes.has(action)) throw new TrellisError("scope_missing");
-      const d = decideOn(c, action, rec.facts);
-      c.policyIds = d.policyIds;
-      if (d.decision !== "allow") throw new TrellisError("policy_denied");
-      const moved = await moveRequest(db, ctxOf(c, d.policyIds), {
+      const policyIds = decideFound(c, action, rec.facts);
+      const moved = await moveRequest(db, ctxOf(c, policyIds), {
         id: rec.request.id,
         from: rec.request.state,
         to,

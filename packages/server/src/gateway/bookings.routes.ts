@@ -9,9 +9,9 @@ import {
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Db } from "../db/db";
-import { auditContext, type RequestContext } from "../http/context";
+import type { RequestContext } from "../http/context";
 import type { Clock } from "../lib/clock";
-import { encodeCursor, recordIdFromCursor } from "../lib/cursor";
+import { recordIdFromCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newRecordId } from "../lib/ids";
 import { isoFromMs } from "../lib/iso";
@@ -33,20 +33,19 @@ export const bookingsRoutes: FastifyPluginAsyncZod<{
   audit: Pick<AuditService, "record">;
   engine: PolicyEngine;
 }> = async (app, { db, clock, audit, engine }) => {
-  const { ctxOf, decideOn, newRecord } = governedHelpers({ clock, engine });
+  const { ctxOf, decideOn, newRecord, decideFound, listPage, auditedRead } = governedHelpers({
+    clock,
+    engine,
+    audit,
+  });
   const resourceType = "booking";
   const readScopes = ["read", "read:all", "admin:read"];
 
-  /** The booking under RLS, then Cedar's decision on it for `action`; denial names the policies. */
+  /** The booking under RLS, then Cedar's decision on it for `action`. */
   const found = async (c: RequestContext, id: string, action: string) => {
     const rec = await getBooking(db, ctxOf(c), id);
     if (!rec) throw new TrellisError("not_found");
-    const d = decideOn(c, action, rec.facts);
-    c.policyIds = d.policyIds;
-    // Hidden from a read like RLS hides it; a visible booking you may not cancel is a denial.
-    if (d.decision !== "allow")
-      throw new TrellisError(action === "read" ? "not_found" : "policy_denied");
-    return { rec, policyIds: d.policyIds };
+    return { rec, policyIds: decideFound(c, action, rec.facts) };
   };
 
   app.post(
@@ -90,26 +89,20 @@ export const bookingsRoutes: FastifyPluginAsyncZod<{
     async (req) => {
       const { limit, cursor, resource, from, to } = req.query;
       const beforeId = recordIdFromCursor(cursor);
-      req.trellis.policyIds = req.trellis.governed?.policy.readPolicyIds;
-      const rows = await listBookings(db, ctxOf(req.trellis), {
-        resource,
-        from: from && utc(from),
-        to: to && utc(to),
-        beforeId,
-        limit: limit + 1,
+      return listPage(req.trellis, {
+        limit,
+        action: "booking.list",
+        resourceType,
+        fetch: (ctx, n) =>
+          listBookings(db, ctx, {
+            resource,
+            from: from && utc(from),
+            to: to && utc(to),
+            beforeId,
+            limit: n,
+          }),
+        item: (r) => r.booking,
       });
-      const more = rows.length > limit;
-      let page = more ? rows.slice(0, limit) : rows;
-      const cursorId = more ? page.at(-1)?.booking.id : undefined;
-      if (req.trellis.governed?.policy.customIds.length) {
-        page = page.filter((r) => decideOn(req.trellis, "read", r.facts).decision === "allow");
-      }
-      await audit.record(auditContext(req.trellis), { action: "booking.list", resourceType });
-      req.trellis.audited = true;
-      return {
-        items: page.map((r) => r.booking),
-        next_cursor: cursorId ? encodeCursor({ id: cursorId }) : null,
-      };
     },
   );
 
@@ -121,12 +114,7 @@ export const bookingsRoutes: FastifyPluginAsyncZod<{
     },
     async (req) => {
       const { rec } = await found(req.trellis, req.params.id, "read");
-      await audit.record(auditContext(req.trellis), {
-        action: "booking.get",
-        resourceType,
-        resourceId: rec.booking.id,
-      });
-      req.trellis.audited = true;
+      await auditedRead(req.trellis, "booking.get", resourceType, rec.booking.id);
       return rec.booking;
     },
   );

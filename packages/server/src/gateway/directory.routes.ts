@@ -10,9 +10,9 @@ import {
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Db } from "../db/db";
-import { auditContext, type RequestContext } from "../http/context";
+import type { RequestContext } from "../http/context";
 import type { Clock } from "../lib/clock";
-import { encodeCursor, recordIdFromCursor } from "../lib/cursor";
+import { recordIdFromCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newRecordId } from "../lib/ids";
 import { setToLabels } from "../lib/labels";
@@ -55,7 +55,11 @@ export const directoryRoutes: FastifyPluginAsyncZod<{
   audit: Pick<AuditService, "record">;
   engine: PolicyEngine;
 }> = async (app, { db, clock, audit, engine }) => {
-  const { ctxOf, decideOn, newRecord } = governedHelpers({ clock, engine });
+  const { ctxOf, decideOn, newRecord, decideFound, listPage, auditedRead } = governedHelpers({
+    clock,
+    engine,
+    audit,
+  });
   const resourceType = "item";
   const readScopes = ["read", "read:all", "admin:read"];
 
@@ -68,17 +72,11 @@ export const directoryRoutes: FastifyPluginAsyncZod<{
       );
   };
 
-  /** The item under RLS, then Cedar's decision on it for `action`; denial names the policies. */
+  /** The item under RLS, then Cedar's decision on it for `action`. */
   const found = async (c: RequestContext, id: string, action: string) => {
     const rec = await getItem(db, ctxOf(c), id);
     if (!rec) throw new TrellisError("not_found");
-    const d = decideOn(c, action, rec.facts);
-    c.policyIds = d.policyIds;
-    if (d.decision !== "allow") {
-      // Hidden from a read like RLS hides it; a visible record you may not change is a denial.
-      throw new TrellisError(action === "read" ? "not_found" : "policy_denied");
-    }
-    return { rec, policyIds: d.policyIds };
+    return { rec, policyIds: decideFound(c, action, rec.facts) };
   };
 
   app.post(
@@ -119,25 +117,13 @@ export const directoryRoutes: FastifyPluginAsyncZod<{
       const { limit, cursor, kind } = req.query;
       const attrs = attrFilter(req.query as Record<string, unknown>);
       const beforeId = recordIdFromCursor(cursor);
-      req.trellis.policyIds = req.trellis.governed?.policy.readPolicyIds;
-      const rows = await listItems(db, ctxOf(req.trellis), {
-        kind,
-        attrs,
-        beforeId,
-        limit: limit + 1,
+      return listPage(req.trellis, {
+        limit,
+        action: "item.list",
+        resourceType,
+        fetch: (ctx, n) => listItems(db, ctx, { kind, attrs, beforeId, limit: n }),
+        item: (r) => r.item,
       });
-      const more = rows.length > limit;
-      let page = more ? rows.slice(0, limit) : rows;
-      const cursorId = more ? page.at(-1)?.item.id : undefined;
-      if (req.trellis.governed?.policy.customIds.length) {
-        page = page.filter((r) => decideOn(req.trellis, "read", r.facts).decision === "allow");
-      }
-      await audit.record(auditContext(req.trellis), { action: "item.list", resourceType });
-      req.trellis.audited = true;
-      return {
-        items: page.map((r) => r.item),
-        next_cursor: cursorId ? encodeCursor({ id: cursorId }) : null,
-      };
     },
   );
 
@@ -149,12 +135,7 @@ export const directoryRoutes: FastifyPluginAsyncZod<{
     },
     async (req) => {
       const { rec } = await found(req.trellis, req.params.id, "read");
-      await audit.record(auditContext(req.trellis), {
-        action: "item.get",
-        resourceType,
-        resourceId: rec.item.id,
-      });
-      req.trellis.audited = true;
+      await auditedRead(req.trellis, "item.get", resourceType, rec.item.id);
       return rec.item;
     },
   );

@@ -1,7 +1,10 @@
-import type { RequestContext } from "../http/context";
+import type { AuditAction } from "@trellis/contracts";
+import { auditContext, type RequestContext } from "../http/context";
 import type { Clock } from "../lib/clock";
+import { encodeCursor } from "../lib/cursor";
 import { TrellisError } from "../lib/errors";
 import { newId } from "../lib/ids";
+import type { AuditService } from "../modules/audit/audit.service";
 import { decide } from "../modules/policy/app-policy";
 import type { Decision, PolicyEngine } from "../modules/policy/engine";
 import type { GatewayCtx } from "./form-intake.repo";
@@ -22,7 +25,15 @@ export interface RecordFacts {
  * the `trellis.gw_*` functions (claims for row-level security plus the audit event's fields),
  * and Cedar's decision on one record as this caller.
  */
-export function governedHelpers({ clock, engine }: { clock: Clock; engine: PolicyEngine }) {
+export function governedHelpers({
+  clock,
+  engine,
+  audit,
+}: {
+  clock: Clock;
+  engine: PolicyEngine;
+  audit?: Pick<AuditService, "record">;
+}) {
   const governedOf = (c: RequestContext) => {
     const { claims, governed } = c;
     if (!claims || !governed) throw new TrellisError("auth_required"); // unreachable: the hook sets both
@@ -69,5 +80,55 @@ export function governedHelpers({ clock, engine }: { clock: Clock; engine: Polic
     return { id: "new", owner: claims.subject, labels: claims.labels, reviewer };
   };
 
-  return { governedOf, ctxOf, decideOn, newRecord };
+  /**
+   * Cedar's decision on a record RLS let this caller see: an allowed action returns its
+   * policies; a denied read is hidden like RLS hides rows (not_found), a denied change of a
+   * visible record is policy_denied. The request's audit event names the policies either way.
+   */
+  const decideFound = (c: RequestContext, action: string, rec: RecordFacts): readonly string[] => {
+    const d = decideOn(c, action, rec);
+    c.policyIds = d.policyIds;
+    if (d.decision !== "allow")
+      throw new TrellisError(action === "read" ? "not_found" : "policy_denied");
+    return d.policyIds;
+  };
+
+  /**
+   * One page of a list, newest first: `fetch` asks for limit + 1 rows under RLS (the extra one
+   * says whether there is a next page); active custom policies narrow the page through Cedar;
+   * the list is audited (group commit) before it is answered.
+   */
+  const listPage = async <R extends { facts: RecordFacts }, T>(
+    c: RequestContext,
+    o: {
+      limit: number;
+      action: AuditAction;
+      resourceType: string;
+      fetch: (ctx: GatewayCtx, limitPlusOne: number) => Promise<R[]>;
+      item: (r: R) => T;
+    },
+  ): Promise<{ items: T[]; next_cursor: string | null }> => {
+    const { governed } = governedOf(c);
+    c.policyIds = governed.policy.readPolicyIds;
+    const rows = await o.fetch(ctxOf(c), o.limit + 1);
+    const more = rows.length > o.limit;
+    let page = more ? rows.slice(0, o.limit) : rows;
+    const cursorId = more ? page.at(-1)?.facts.id : undefined;
+    if (governed.policy.customIds.length > 0)
+      page = page.filter((r) => decideOn(c, "read", r.facts).decision === "allow");
+    await audit?.record(auditContext(c), { action: o.action, resourceType: o.resourceType });
+    c.audited = true;
+    return {
+      items: page.map(o.item),
+      next_cursor: cursorId ? encodeCursor({ id: cursorId }) : null,
+    };
+  };
+
+  /** A read of one record, audited (group commit) before it is answered. */
+  const auditedRead = async (c: RequestContext, action: AuditAction, type: string, id: string) => {
+    await audit?.record(auditContext(c), { action, resourceType: type, resourceId: id });
+    c.audited = true;
+  };
+
+  return { governedOf, ctxOf, decideOn, newRecord, decideFound, listPage, auditedRead };
 }
