@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sqlState } from "../src/db/db";
 import { asGateway, auditFor, DATASTORES, issueToken, startTestApp, type TestApp } from "./harness";
 
 const VALUE_SCHEMA = {
@@ -112,6 +113,26 @@ describe.each(DATASTORES)("ttl-cache on %s", (kind) => {
     );
     expect(left.rows[0]?.n).toBeLessThan(quota); // expired entries were purged
   }, 60_000);
+
+  it("the gateway role cannot give an entry another owner or other labels, even directly", async () => {
+    expect((await put(appA, alice, "direct", { value: { v: "x" }, ttl_seconds: 60 })).status).toBe(
+      201,
+    );
+    const as = (set: string) =>
+      asGateway(t.db, { app: appA, sub: "alice", scopes: "put read" }, (q) =>
+        q
+          .query(`UPDATE trellis.ttl_cache_entries SET ${set} WHERE app_id = $1 AND key = 'direct'`, [
+            appA,
+          ])
+          .then(
+            (r) => `updated ${r.rowCount}`,
+            (e) => sqlState(e),
+          ),
+      );
+    expect(await as("owner_id = 'bob'")).toBe("42501");
+    expect(await as("labels = '{team=hr}'")).toBe("42501");
+    expect(await as('value = \'{"text": "y"}\'')).toBe("updated 1"); // what a put does
+  });
 
   it("app B never sees app A's entries", async () => {
     const appB = await createCache("Cache B");
