@@ -121,9 +121,10 @@ describe.each(DATASTORES)("ttl-cache on %s", (kind) => {
     const as = (set: string) =>
       asGateway(t.db, { app: appA, sub: "alice", scopes: "put read" }, (q) =>
         q
-          .query(`UPDATE trellis.ttl_cache_entries SET ${set} WHERE app_id = $1 AND key = 'direct'`, [
-            appA,
-          ])
+          .query(
+            `UPDATE trellis.ttl_cache_entries SET ${set} WHERE app_id = $1 AND key = 'direct'`,
+            [appA],
+          )
           .then(
             (r) => `updated ${r.rowCount}`,
             (e) => sqlState(e),
