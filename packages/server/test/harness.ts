@@ -25,7 +25,10 @@ export interface FreshDb {
 }
 
 /** A new empty datastore: in-memory PGlite, or a new database on the test PostgreSQL server. */
-export async function freshDb(kind: DatastoreKind): Promise<FreshDb> {
+export async function freshDb(
+  kind: DatastoreKind,
+  opts: { owner?: string } = {},
+): Promise<FreshDb> {
   if (kind === "pglite") {
     const db = await openPglite();
     return { db, drop: () => db.close() };
@@ -34,10 +37,19 @@ export async function freshDb(kind: DatastoreKind): Promise<FreshDb> {
   const name = `trellis_t_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client(base);
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
+  if (opts.owner) {
+    // A deployment's owner: may log in and create roles (for trellis_gateway), nothing more.
+    await admin.query(`DO $$ BEGIN
+      CREATE ROLE ${opts.owner} LOGIN NOSUPERUSER NOBYPASSRLS CREATEROLE;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
+    await admin.query(`CREATE DATABASE ${name} OWNER ${opts.owner}`);
+  } else {
+    await admin.query(`CREATE DATABASE ${name}`);
+  }
   await admin.end();
   const url = new URL(base);
   url.pathname = `/${name}`;
+  if (opts.owner) url.username = opts.owner;
   const db = await openPostgres(url.toString(), 5);
   return {
     db,
@@ -91,8 +103,9 @@ export interface TestApp {
 export async function startTestApp(
   kind: DatastoreKind,
   env: Record<string, string> = {},
+  opts: { dbOwner?: string } = {},
 ): Promise<TestApp> {
-  const fresh = await freshDb(kind);
+  const fresh = await freshDb(kind, { owner: opts.dbOwner });
   const dataDir = mkdtempSync(join(tmpdir(), "trellis-test-"));
   const config = parseConfig({
     TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,

@@ -37,7 +37,7 @@ const addMigration = (dir: string, sql: string) =>
   writeFileSync(join(dir, "migrations", "0099_change.sql"), sql);
 
 describe("template check", () => {
-  it.each(["form-intake", "event-log", "directory", "ttl-cache", "bookings"])(
+  it.each(["form-intake", "event-log", "directory", "ttl-cache", "bookings", "approval-queue"])(
     "%s, as shipped, passes",
     async (id) => {
       expect(await checkTemplateDir(join(TEMPLATES_DIR, id))).toEqual([]);
@@ -136,6 +136,12 @@ describe("template check", () => {
         }),
       "trellis.form_intake_submissions",
       /records names column author, which the table lacks/,
+    ],
+    [
+      "a table the control plane cannot reach (export would miss its rows)",
+      () => variant((d) => rmSync(join(d, "migrations", "0003_control_plane.sql"))),
+      "trellis.form_intake_submissions",
+      /lacks the control plane's policies/,
     ],
     [
       "a migration that fails",

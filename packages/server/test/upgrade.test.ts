@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app";
+import type { DatastoreKind } from "../src/db/db";
 import { checkManifest } from "../src/modules/catalog/catalog";
 import {
   ADMIN_TOKEN,
@@ -46,7 +47,22 @@ function catalogWithDirectoryV2(
   return dir;
 }
 
-describe.each(DATASTORES)("template versions and upgrades on %s", (kind) => {
+// PostgreSQL also as a non-superuser owner: the steps reach the app's rows through the control
+// plane's policies (core migration 0007), not by bypassing row-level security.
+const SETUPS: Array<[string, DatastoreKind, string | undefined]> = [
+  ...DATASTORES.map((k): [string, DatastoreKind, undefined] => [k, k, undefined]),
+  ...(DATASTORES.includes("postgres")
+    ? [
+        ["postgres as a non-superuser owner", "postgres", "trellis_owner_test"] as [
+          string,
+          DatastoreKind,
+          string,
+        ],
+      ]
+    : []),
+];
+
+describe.each(SETUPS)("template versions and upgrades on %s", (_name, kind, dbOwner) => {
   let t: TestApp;
   let v2: FastifyInstance;
   let v2dir: string;
@@ -64,16 +80,19 @@ describe.each(DATASTORES)("template versions and upgrades on %s", (kind) => {
     });
     return { status: res.statusCode, body: JSON.parse(res.body), headers: res.headers };
   };
-  const priorities = async (app: string) =>
-    (
-      await t.db.query<{ p: unknown }>(
+  /** The rooms' priorities, read as the control plane reads one app (works for any owner). */
+  const priorities = (app: string) =>
+    t.db.transaction(async (tx) => {
+      await tx.query("SELECT set_config('trellis.control_app', $1, true)", [app]);
+      const { rows } = await tx.query<{ p: unknown }>(
         "SELECT attrs->'priority' AS p FROM trellis.directory_items WHERE app_id = $1 AND kind = 'room' ORDER BY id",
         [app],
-      )
-    ).rows.map((r) => r.p ?? null);
+      );
+      return rows.map((r) => r.p ?? null);
+    });
 
   beforeAll(async () => {
-    t = await startTestApp(kind); // version 1 of every template
+    t = await startTestApp(kind, {}, { dbOwner }); // version 1 of every template
     const mk = async (name: string) => {
       const res = await t.call({
         method: "POST",

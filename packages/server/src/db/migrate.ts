@@ -36,6 +36,17 @@ function load(sources: MigrationSource[]): Migration[] {
   );
 }
 
+const GRANT_CREATE = `DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'trellis_gateway') THEN
+    GRANT CREATE ON SCHEMA trellis TO trellis_gateway;
+  END IF;
+END $$;`;
+const REVOKE_CREATE = `DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'trellis_gateway') THEN
+    REVOKE CREATE ON SCHEMA trellis FROM trellis_gateway;
+  END IF;
+END $$;`;
+
 // Any constant will do; it only has to be the same for every Trellis process on one database.
 const MIGRATION_LOCK = 7_311_2024;
 
@@ -74,7 +85,12 @@ export async function migrate(db: Db, sources: MigrationSource[]): Promise<strin
         }
         return false;
       }
+      // Template migrations give their gateway functions to trellis_gateway; a non-superuser
+      // owner can only do that while the new owner may create in the schema. That privilege
+      // exists only inside this transaction, never for the running data path.
+      await tx.exec(GRANT_CREATE);
       await tx.exec(m.sql);
+      await tx.exec(REVOKE_CREATE);
       await tx.query(
         "INSERT INTO trellis.schema_migrations (scope, name, checksum) VALUES ($1, $2, $3)",
         [m.scope, m.name, m.checksum],

@@ -14,7 +14,8 @@ const ANCHORED = (col: string) => new RegExp(`\\b${col}\\s*~\\s*'\\^[^'*+]*\\$'`
 /**
  * The SQL safety rules for the tables a template declares, checked in the catalog of a
  * database its migrations ran on: each exists, has a NOT NULL `app_id`, ENABLE and FORCE ROW
- * LEVEL SECURITY, and no text column without a length bound.
+ * LEVEL SECURITY, the control plane's policies (trellis.allow_control_plane), and no text column
+ * without a length bound.
  */
 export async function checkTables(
   q: Queryable,
@@ -56,6 +57,15 @@ export async function checkTables(
         if (col && !have.has(col)) at(`records names column ${col}, which the table lacks`);
       }
     }
+    const { rows: cp } = await q.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_policy
+        WHERE polrelid = $1 AND polname IN ('control_plane_read', 'control_plane_insert', 'control_plane_update')`,
+      [t.oid],
+    );
+    if ((cp[0]?.n ?? 0) < 3)
+      at(
+        `lacks the control plane's policies (SELECT trellis.allow_control_plane('${qualified}')): export, import and upgrades would not see its rows`,
+      );
     if (!t.rls) at("row-level security is not enabled (ALTER TABLE … ENABLE ROW LEVEL SECURITY)");
     if (!t.force) at("row-level security is not forced (ALTER TABLE … FORCE ROW LEVEL SECURITY)");
     const cols = await q.query<{ name: string; checks: string[] | null }>(

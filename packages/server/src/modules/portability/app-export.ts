@@ -107,6 +107,8 @@ export async function exportApp(
   const done = db.transaction(async (tx) => {
     await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     await tx.query("SET LOCAL TimeZone = 'UTC'");
+    // The owner reads this app's rows only (core migration 0007).
+    await tx.query("SELECT set_config('trellis.control_app', $1, true)", [appId]);
     const again = await findApp(tx, appId);
     if (!again) throw new TrellisError("app_not_found");
     const customs = (await customPolicies(tx, appId))

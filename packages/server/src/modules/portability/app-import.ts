@@ -99,6 +99,8 @@ export async function importApp(
   const counts: Record<string, number> = Object.fromEntries([...tables].map((t) => [t, 0]));
 
   return db.transaction(async (tx) => {
+    // The owner writes this app's rows only (core migration 0007).
+    await tx.query("SELECT set_config('trellis.control_app', $1, true)", [app.id]);
     const exists = await tx.query("SELECT 1 FROM trellis.apps WHERE id = $1", [app.id]);
     if (exists.rows.length > 0) throw new TrellisError("app_exists");
     const { custom_policies: customs, ...settings } = app;

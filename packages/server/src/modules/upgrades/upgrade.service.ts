@@ -55,6 +55,8 @@ export function upgradeService(deps: {
 
     const run = async (): Promise<UpgradeReport> =>
       db.transaction(async (tx) => {
+        // Steps reach this app's rows only, also for a non-superuser owner (core migration 0007).
+        await tx.query("SELECT set_config('trellis.control_app', $1, true)", [appId]);
         // The app's row first: a concurrent upgrade of the same app waits, then finds it moved.
         const { rows } = await tx.query<{ v: number }>(
           "SELECT template_version AS v FROM trellis.apps WHERE id = $1 FOR UPDATE",
