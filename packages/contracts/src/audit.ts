@@ -36,6 +36,8 @@ export const AUDIT_ACTIONS = [
   "token.renew",
   "key.rotate",
   "audit.list",
+  "audit.proof",
+  "audit.consistency",
   "submission.create",
   "submission.list",
   "submission.get",

@@ -146,6 +146,14 @@ export const ERRORS = {
     status: 400,
     message: "This template has no default payload schema: send payload_schema.",
   },
+  audit_not_integrated: {
+    status: 409,
+    message: "The event is committed but not in the Merkle tree yet; retry within a second.",
+  },
+  proof_out_of_range: {
+    status: 400,
+    message: "The proof asks for a tree size or leaf outside the log (sizes are not clamped).",
+  },
   scope_missing: { status: 403, message: "The token lacks the scope this call needs." },
   forbidden: { status: 403, message: "The policy does not allow this." },
   policy_denied: {

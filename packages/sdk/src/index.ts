@@ -4,6 +4,9 @@
  * - {@link createAdminClient}: the control plane (templates, apps, tokens, audit) with the admin token.
  * - {@link createAppClient}: one app's gateway API (submissions) with an app token.
  * - {@link TrellisApiError}: what every failed call rejects with.
+ * - {@link verifyInclusion}, {@link verifyConsistency}, {@link verifyCheckpoint}: check the audit
+ *   log's proofs and checkpoints without trusting the server (also `@trellis/sdk/verify`, plain
+ *   JavaScript for Node ESM).
  */
 
 // The contract types callers hold: requests they build and answers they read.
@@ -39,3 +42,12 @@ export {
 } from "./app";
 export { type ApiIssue, TrellisApiError, type TrellisApiErrorInit } from "./errors";
 export type { ConnectionOptions } from "./http";
+export {
+  leafHash,
+  nodeHash,
+  parseVerifierKey,
+  type VerifiedCheckpoint,
+  verifyCheckpoint,
+  verifyConsistency,
+  verifyInclusion,
+} from "./verify.js";

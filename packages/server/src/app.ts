@@ -39,6 +39,22 @@ import { revocationsService } from "./modules/tokens/revocations";
 import { tokensRoutes } from "./modules/tokens/tokens.routes";
 import { tokensService } from "./modules/tokens/tokens.service";
 import { upgradeRoutes } from "./modules/upgrades/upgrade.routes";
+import { loadNoteSigner } from "./modules/transparency/note";
+import {
+  publicTransparencyRoutes,
+  transparencyRoutes,
+} from "./modules/transparency/transparency.routes";
+import {
+  type TransparencyService,
+  transparencyService,
+} from "./modules/transparency/transparency.service";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The verifiable audit log (sequencer, checkpoints, proofs). */
+    transparency: TransparencyService;
+  }
+}
 import { upgradeService } from "./modules/upgrades/upgrade.service";
 
 export { CORE_MIGRATIONS };
@@ -85,9 +101,10 @@ export async function buildApp({
 
   const audit = auditService({ db, clock });
   const creds = await loadAdminCredentials(db, clock, config.adminToken, announceAdminToken);
+  const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
   const keys = await loadSigningKeys({
     db,
-    masterKey: resolveMasterKey(config.masterKey, config.dataDir),
+    masterKey,
     clock,
     audit,
     maxTtl: config.tokenMaxTtl,
@@ -118,6 +135,15 @@ export async function buildApp({
     verifyCache: tuning.tokenVerifyCache ?? true,
   });
   const policy = policyService({ db, clock, audit, apps, tokens, engine });
+  let logError: (obj: unknown, msg: string) => void = () => {};
+  const transparency = transparencyService({
+    db,
+    clock,
+    signer: await loadNoteSigner(db, clock, masterKey),
+    mergeDelayMs: config.auditMergeDelayMs,
+    anchorDir: config.auditAnchorDir,
+    log: { error: (obj, msg) => logError(obj, msg) },
+  });
   const upgrades = upgradeService({ db, catalog, audit, apps });
 
   const app = Fastify({
@@ -128,6 +154,7 @@ export async function buildApp({
     genReqId: () => newId("request"),
     requestIdHeader: false, // never trust a caller's id: it lands in the audit log
   }).withTypeProvider<ZodTypeProvider>();
+  logError = (obj, msg) => app.log.error(obj, msg);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: without this, Fastify would hand a text/plain body to the schema as a string.
@@ -167,6 +194,7 @@ export async function buildApp({
     await custom.stop();
     await keys.stop();
     await audit.drain();
+    await transparency.stop();
   });
 
   app.get("/healthz", { schema: { response: { 200: Health } } }, async () => ({
@@ -175,6 +203,7 @@ export async function buildApp({
   }));
 
   await app.register(jwksRoutes, { keys });
+  await app.register(publicTransparencyRoutes, { log: transparency });
 
   await app.register(
     async (admin) => {
@@ -193,6 +222,7 @@ export async function buildApp({
       await admin.register(policyRoutes, { policy, audit });
       await admin.register(tokensRoutes, { apps, tokens, revocations, audit });
       await admin.register(auditRoutes, { audit });
+      await admin.register(transparencyRoutes, { log: transparency, audit });
     },
     { prefix: "/admin/v1" },
   );
@@ -208,5 +238,7 @@ export async function buildApp({
     },
     { prefix: "/api/v1" },
   );
+  await transparency.start();
+  app.decorate("transparency", transparency);
   return app;
 }

@@ -1,4 +1,4 @@
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 
 /**
@@ -87,6 +87,18 @@ const VARIABLES = {
     default: "info",
     schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
   },
+  TRELLIS_AUDIT_MERGE_DELAY_MS: {
+    describe:
+      "Longest time in milliseconds before a committed audit event is in the Merkle tree and a signed checkpoint.",
+    default: "1000",
+    schema: z.coerce.number().int().min(10).max(60_000),
+  },
+  TRELLIS_AUDIT_ANCHOR_DIR: {
+    describe:
+      "Folder where every signed audit checkpoint is also written, one file each, never overwritten (default: <data dir>/audit-anchors).",
+    default: "",
+    schema: z.string().max(1000),
+  },
 } as const;
 
 /** Read by the CLI and SDK tools, not by the server; known, so they do not stop start-up. */
@@ -110,6 +122,10 @@ export interface Config {
   tokenMaxTtl: number;
   bodyLimit: number;
   logLevel: Parsed["TRELLIS_LOG_LEVEL"];
+  /** How long a committed audit event may wait for the tree and a checkpoint. */
+  auditMergeDelayMs: number;
+  /** Where checkpoints are anchored (a folder; one file per checkpoint). */
+  auditAnchorDir: string;
 }
 
 export class ConfigError extends Error {
@@ -169,6 +185,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ),
     bodyLimit: p.TRELLIS_BODY_LIMIT,
     logLevel: p.TRELLIS_LOG_LEVEL,
+    auditMergeDelayMs: p.TRELLIS_AUDIT_MERGE_DELAY_MS,
+    auditAnchorDir: resolve(p.TRELLIS_AUDIT_ANCHOR_DIR || join(p.TRELLIS_DATA_DIR, "audit-anchors")),
   };
 }
 

@@ -1,0 +1,39 @@
+/** SHA-256(0x00 || data): the hash of one leaf (RFC 9162 §2.1.1). */
+export function leafHash(data: Uint8Array): Uint8Array;
+/** SHA-256(0x01 || left || right): the hash of an interior node. */
+export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array;
+/**
+ * RFC 9162 §2.1.3.2. True when the proof is valid; false otherwise; a TypeError for arguments
+ * of the wrong shape (sizes not safe integers ≥ 0, hashes not 32 bytes).
+ * @example verifyInclusion(p.leaf_index, p.tree_size, leafHash(eventBytes), proofHashes, root)
+ */
+export function verifyInclusion(
+  leafIndex: number,
+  treeSize: number,
+  leafHash: Uint8Array,
+  proof: Uint8Array[],
+  rootHash: Uint8Array,
+): boolean;
+/** RFC 9162 §2.1.4.2, with the same rules. */
+export function verifyConsistency(
+  size1: number,
+  size2: number,
+  proof: Uint8Array[],
+  root1: Uint8Array,
+  root2: Uint8Array,
+): boolean;
+/** A note verifier key `<name>+<key id>+<base64(0x01 || Ed25519 key)>`, checked. */
+export function parseVerifierKey(verifierKey: string): {
+  name: string;
+  keyId: string;
+  publicKey: Uint8Array;
+};
+/** A verified C2SP tlog checkpoint. */
+export interface VerifiedCheckpoint {
+  origin: string;
+  treeSize: number;
+  rootHash: Uint8Array;
+  extensions: string[];
+}
+/** Verifies a signed checkpoint against a verifier key; throws an Error saying what is wrong. */
+export function verifyCheckpoint(noteText: string, verifierKey: string): VerifiedCheckpoint;

@@ -1,0 +1,125 @@
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import type { Queryable } from "../../db/db";
+import {
+  consistencyRanges,
+  type Hash,
+  inclusionRanges,
+  leafHash,
+  mth,
+  type NodeSource,
+  neededForRanges,
+  neededForRoot,
+  newNodes,
+  nodeHash,
+  nodeKey,
+} from "./merkle";
+
+/**
+ * An audit event as a leaf commits to it: every column but the transaction id, timestamps as
+ * UTC ISO 8601 with microseconds (as stored), read by one SQL expression so the sequencer, the
+ * proof API and `trellis audit verify` see the same bytes. Canonical JSON is RFC 8785.
+ */
+export const EVENT_COLUMNS = `seq, event_id,
+  to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
+  actor_id, actor_role, action, resource_type, resource_id, app_id, token_id, policy_ids,
+  outcome, error_code, request_id, diff`;
+
+export type EventRow = Record<string, unknown> & { seq: number | string; event_id: string };
+
+/** The canonical bytes (RFC 8785) of an event row read with EVENT_COLUMNS. */
+export function canonicalEvent(row: EventRow): string {
+  const text = canonicalize({ ...row, seq: Number(row.seq) });
+  if (text === undefined) throw new Error("an audit event has no canonical form");
+  return text;
+}
+
+export const eventLeafHash = (row: EventRow): Hash =>
+  leafHash(new TextEncoder().encode(canonicalEvent(row)));
+
+/** Reads stored nodes into a NodeSource; a missing node is an error naming it. */
+export async function loadNodes(
+  q: Queryable,
+  keys: Array<[number, number]>,
+  also: Map<string, Hash> = new Map(),
+): Promise<NodeSource & { map: Map<string, Hash> }> {
+  const map = new Map(also);
+  const wanted = keys.filter(([l, i]) => !map.has(nodeKey(l, i)));
+  if (wanted.length > 0) {
+    const { rows } = await q.query<{ level: number; idx: number; hash: Uint8Array }>(
+      `SELECT t.level, t.idx, t.hash FROM trellis.audit_tree t
+         JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx)
+           ON t.level = w.level AND t.idx = w.idx`,
+      [wanted.map(([l]) => l), wanted.map(([, i]) => i)],
+    );
+    for (const r of rows) map.set(nodeKey(Number(r.level), Number(r.idx)), new Uint8Array(r.hash));
+  }
+  return {
+    map,
+    get(level, idx) {
+      const h = map.get(nodeKey(level, idx));
+      if (!h) throw new Error(`the audit tree lacks node ${level}/${idx}`);
+      return h;
+    },
+  };
+}
+
+export async function rootOf(q: Queryable, size: number): Promise<Hash> {
+  if (size === 0) return new Uint8Array(createHash("sha256").digest()); // RFC 9162: MTH({}) = SHA-256()
+  return mth(await loadNodes(q, neededForRoot(size)), 0, size);
+}
+
+/**
+ * Appends leaves to the tree: inserts the leaf rows and every newly complete subtree's hash.
+ * Returns the new size.
+ */
+export async function appendLeaves(
+  tx: Queryable,
+  size: number,
+  leaves: Array<{ seq: number; hash: Hash }>,
+): Promise<number> {
+  if (leaves.length === 0) return size;
+  const to = size + leaves.length;
+  const { created, older } = newNodes(size, to);
+  const fresh = new Map<string, Hash>();
+  leaves.forEach((l, i) => fresh.set(nodeKey(0, size + i), l.hash));
+  const src = await loadNodes(tx, older, fresh);
+  for (const [level, idx] of created) {
+    if (level === 0) continue;
+    src.map.set(
+      nodeKey(level, idx),
+      nodeHash(src.get(level - 1, 2 * idx), src.get(level - 1, 2 * idx + 1)),
+    );
+  }
+  await tx.query(
+    `INSERT INTO trellis.audit_leaves (leaf_index, event_seq)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[])`,
+    [leaves.map((_, i) => size + i), leaves.map((l) => l.seq)],
+  );
+  await tx.query(
+    `INSERT INTO trellis.audit_tree (level, idx, hash)
+     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`,
+    [
+      created.map(([l]) => l),
+      created.map(([, i]) => i),
+      created.map(([l, i]) => Buffer.from(src.get(l, i))),
+    ],
+  );
+  return to;
+}
+
+export async function inclusionProof(q: Queryable, index: number, size: number): Promise<Hash[]> {
+  const ranges = inclusionRanges(index, size);
+  const src = await loadNodes(q, neededForRanges(ranges));
+  return ranges.map(([lo, hi]) => mth(src, lo, hi));
+}
+
+export async function consistencyProof(
+  q: Queryable,
+  size1: number,
+  size2: number,
+): Promise<Hash[]> {
+  const ranges = consistencyRanges(size1, size2);
+  const src = await loadNodes(q, neededForRanges(ranges));
+  return ranges.map(([lo, hi]) => mth(src, lo, hi));
+}

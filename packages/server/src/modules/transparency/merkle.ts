@@ -1,0 +1,156 @@
+import { createHash } from "node:crypto";
+
+/**
+ * RFC 9162 Merkle tree hashes and proofs over stored subtree hashes. The store holds the hash
+ * of every complete, aligned subtree: node (level k, index i) covers leaves [i·2^k, (i+1)·2^k).
+ * Any MTH(D[lo:hi]) is then a few stored nodes joined along the right edge, so roots and
+ * proofs cost O(log n) reads. Functions here are pure: they first say which nodes they need
+ * (`needed*`), then compute from a map of those nodes.
+ */
+
+export type Hash = Uint8Array;
+
+export const leafHash = (data: Uint8Array): Hash =>
+  new Uint8Array(createHash("sha256").update(Uint8Array.of(0)).update(data).digest());
+export const nodeHash = (left: Hash, right: Hash): Hash =>
+  new Uint8Array(createHash("sha256").update(Uint8Array.of(1)).update(left).update(right).digest());
+
+/** A stored node's key. */
+export const nodeKey = (level: number, idx: number) => `${level}:${idx}`;
+
+/** The largest power of two strictly below n (n ≥ 2). */
+function split(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+/** log2 of n when n is a power of two, else -1. */
+function exactLevel(n: number): number {
+  let level = 0;
+  let x = n;
+  while (x > 1) {
+    if (x % 2 !== 0) return -1;
+    x /= 2;
+    level += 1;
+  }
+  return x === 1 ? level : -1;
+}
+
+/** The stored nodes MTH(D[lo:hi]) is made of. */
+function mthNodes(lo: number, hi: number, out: Array<[number, number]>): void {
+  const n = hi - lo;
+  const level = exactLevel(n);
+  if (level >= 0 && lo % n === 0) {
+    out.push([level, lo / n]);
+    return;
+  }
+  const k = split(n);
+  mthNodes(lo, lo + k, out);
+  mthNodes(lo + k, hi, out);
+}
+
+export interface NodeSource {
+  get(level: number, idx: number): Hash;
+}
+
+/** MTH(D[lo:hi]) from stored nodes (hi > lo). */
+export function mth(src: NodeSource, lo: number, hi: number): Hash {
+  const n = hi - lo;
+  const level = exactLevel(n);
+  if (level >= 0 && lo % n === 0) return src.get(level, lo / n);
+  const k = split(n);
+  return nodeHash(mth(src, lo, lo + k), mth(src, lo + k, hi));
+}
+
+/** The nodes a root of `size` leaves needs. */
+export function neededForRoot(size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  if (size > 0) mthNodes(0, size, out);
+  return out;
+}
+
+/** RFC 9162 §2.1.3.1 PATH(m, D[lo:hi]), as the MTH ranges it is made of. */
+function pathRanges(m: number, lo: number, hi: number, out: Array<[number, number]>): void {
+  const n = hi - lo;
+  if (n <= 1) return;
+  const k = split(n);
+  if (m < lo + k) {
+    pathRanges(m, lo, lo + k, out);
+    out.push([lo + k, hi]);
+  } else {
+    pathRanges(m, lo + k, hi, out);
+    out.push([lo, lo + k]);
+  }
+}
+
+/** RFC 9162 §2.1.4.1 SUBPROOF(m, D[lo:hi], b), as MTH ranges. */
+function subproofRanges(
+  m: number,
+  lo: number,
+  hi: number,
+  whole: boolean,
+  out: Array<[number, number]>,
+): void {
+  const n = hi - lo;
+  if (m === n) {
+    if (!whole) out.push([lo, hi]);
+    return;
+  }
+  const k = split(n);
+  if (m <= k) {
+    subproofRanges(m, lo, lo + k, whole, out);
+    out.push([lo + k, hi]);
+  } else {
+    subproofRanges(m - k, lo + k, hi, false, out);
+    out.push([lo, lo + k]);
+  }
+}
+
+export function inclusionRanges(index: number, size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  pathRanges(index, 0, size, out);
+  return out;
+}
+
+export function consistencyRanges(size1: number, size2: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  if (size1 > 0 && size1 < size2) subproofRanges(size1, 0, size2, true, out);
+  return out;
+}
+
+/** The stored nodes a list of MTH ranges needs. */
+export function neededForRanges(ranges: Array<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [lo, hi] of ranges) mthNodes(lo, hi, out);
+  return out;
+}
+
+/**
+ * After appending leaves [from, to) to a tree of `from` leaves: the complete subtrees that now
+ * exist and did not before, level by level (level 0 = the new leaves themselves), and the older
+ * nodes their hashes need (the left siblings on the old right edge).
+ */
+export function newNodes(
+  from: number,
+  to: number,
+): {
+  created: Array<[number, number]>;
+  older: Array<[number, number]>;
+} {
+  const created: Array<[number, number]> = [];
+  const older: Array<[number, number]> = [];
+  for (let level = 0, width = 1; width <= to; level += 1, width *= 2) {
+    const first = Math.floor(from / width); // the first node not complete before
+    const last = Math.floor(to / width); // exclusive
+    for (let i = first; i < last; i++) {
+      created.push([level, i]);
+      if (level > 0) {
+        const left = 2 * i;
+        // A left child complete before `from` came from an earlier integration.
+        if ((left + 1) * (width / 2) <= from) older.push([level - 1, left]);
+      }
+    }
+  }
+  return { created, older };
+}

@@ -1,0 +1,98 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+} from "node:crypto";
+import type { Db } from "../../db/db";
+import type { Clock } from "../../lib/clock";
+import { newId } from "../../lib/ids";
+import { open, seal } from "../../lib/secrets";
+
+/**
+ * C2SP signed notes (https://c2sp.org/signed-note) with an Ed25519 key, and the tlog
+ * checkpoint body (https://c2sp.org/tlog-checkpoint): `<origin>\n<size>\n<base64 root>\n`.
+ */
+const ED25519 = 0x01;
+
+export interface NoteSigner {
+  origin: string;
+  /** `<name>+<key id hex>+<base64(0x01 || public key)>`: what verifiers configure. */
+  verifierKey: string;
+  publicKey: Uint8Array;
+  signCheckpoint(treeSize: number, root: Uint8Array): string;
+}
+
+function keyId(name: string, publicKey: Uint8Array): Buffer {
+  return createHash("sha256")
+    .update(`${name}\n`)
+    .update(Uint8Array.of(ED25519))
+    .update(publicKey)
+    .digest()
+    .subarray(0, 4);
+}
+
+export function checkpointBody(origin: string, treeSize: number, root: Uint8Array): string {
+  return `${origin}\n${treeSize}\n${Buffer.from(root).toString("base64")}\n`;
+}
+
+/** A signer for a key in hand (tests and tools; the server uses loadNoteSigner). */
+export function noteSignerFromKey(
+  origin: string,
+  privateKey: KeyObject,
+  publicKey: Uint8Array,
+): NoteSigner {
+  const id = keyId(origin, publicKey);
+  return {
+    origin,
+    publicKey,
+    verifierKey: `${origin}+${id.toString("hex")}+${Buffer.concat([Buffer.of(ED25519), publicKey]).toString("base64")}`,
+    signCheckpoint(treeSize, root) {
+      const body = checkpointBody(origin, treeSize, root);
+      const sig = sign(null, Buffer.from(body, "utf8"), privateKey);
+      return `${body}\n\u2014 ${origin} ${Buffer.concat([id, sig]).toString("base64")}\n`;
+    },
+  };
+}
+
+/**
+ * The checkpoint signing key: created on first start (origin `trellis-audit/<id>`), its
+ * private part sealed under the master key like the token keys; every server loads the same.
+ */
+export async function loadNoteSigner(db: Db, clock: Clock, masterKey: Buffer): Promise<NoteSigner> {
+  const row = await db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(7311203)");
+    const { rows } = await tx.query<{
+      kid: string;
+      origin: string;
+      public_key: Uint8Array;
+      private_jwk_sealed: string;
+    }>(
+      "SELECT kid, origin, public_key, private_jwk_sealed FROM trellis.audit_log_keys ORDER BY created_at LIMIT 1",
+    );
+    if (rows[0]) return rows[0];
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const kid = newId("key");
+    const origin = `trellis-audit/${kid.slice(-12)}`;
+    const raw = new Uint8Array(
+      Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url"),
+    );
+    const sealed = seal(masterKey, JSON.stringify(privateKey.export({ format: "jwk" })), kid);
+    await tx.query(
+      `INSERT INTO trellis.audit_log_keys (kid, origin, public_key, private_jwk_sealed, created_at)
+       VALUES ($1, $2, $3, $4, $5)`,
+      [kid, origin, Buffer.from(raw), sealed, clock.now()],
+    );
+    return { kid, origin, public_key: raw, private_jwk_sealed: sealed };
+  });
+  const jwk = JSON.parse(open(masterKey, row.private_jwk_sealed, row.kid));
+  const privateKey = createPrivateKey({ key: jwk, format: "jwk" });
+  const publicKey = new Uint8Array(row.public_key);
+  // The stored public key must be the private key's own.
+  const derived = createPublicKey(privateKey).export({ format: "jwk" }).x as string;
+  if (Buffer.from(derived, "base64url").compare(Buffer.from(publicKey)) !== 0)
+    throw new Error("The audit log's signing key does not match its stored public key.");
+  return noteSignerFromKey(row.origin, privateKey, publicKey);
+}

@@ -1,0 +1,69 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { auditContext } from "../../http/context";
+import { TrellisError } from "../../lib/errors";
+import type { AuditService } from "../audit/audit.service";
+import type { TransparencyService } from "./transparency.service";
+
+const Size = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** Public: the newest signed checkpoint and the key that verifies it (no auth, no secrets). */
+export const publicTransparencyRoutes: FastifyPluginAsyncZod<{
+  log: TransparencyService;
+}> = async (app, { log }) => {
+  app.get("/audit/checkpoint", async (_req, reply) => {
+    const cp = await log.latestCheckpoint();
+    if (!cp) throw new TrellisError("not_found");
+    return reply
+      .type("text/plain; charset=utf-8")
+      .header("cache-control", "no-store")
+      .send(cp.note);
+  });
+  app.get("/audit/key", async (_req, reply) =>
+    reply.type("text/plain; charset=utf-8").send(`${log.signer.verifierKey}\n`),
+  );
+};
+
+/** Control plane: inclusion and consistency proofs. */
+export const transparencyRoutes: FastifyPluginAsyncZod<{
+  log: TransparencyService;
+  audit: Pick<AuditService, "record">;
+}> = async (app, { log, audit }) => {
+  app.get(
+    "/audit/events/:event_id/proof",
+    {
+      schema: {
+        params: z.object({ event_id: z.string().min(1).max(100) }),
+        querystring: z.strictObject({ size: Size.optional() }),
+      },
+      config: { action: "audit.proof", resourceType: "audit_event", resourceParam: "event_id" },
+    },
+    async (req) => {
+      const p = await log.proof(req.params.event_id, req.query.size);
+      await audit.record(auditContext(req.trellis), {
+        action: "audit.proof",
+        resourceType: "audit_event",
+        resourceId: req.params.event_id,
+      });
+      req.trellis.audited = true;
+      return p;
+    },
+  );
+
+  app.get(
+    "/audit/consistency",
+    {
+      schema: { querystring: z.strictObject({ from: Size, to: Size }) },
+      config: { action: "audit.consistency", resourceType: "audit_log" },
+    },
+    async (req) => {
+      const p = await log.consistency(req.query.from, req.query.to);
+      await audit.record(auditContext(req.trellis), {
+        action: "audit.consistency",
+        resourceType: "audit_log",
+      });
+      req.trellis.audited = true;
+      return p;
+    },
+  );
+};

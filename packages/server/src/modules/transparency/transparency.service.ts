@@ -1,0 +1,314 @@
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { Db, Queryable } from "../../db/db";
+import type { Clock } from "../../lib/clock";
+import { TrellisError } from "../../lib/errors";
+import {
+  appendLeaves,
+  canonicalEvent,
+  consistencyProof,
+  EVENT_COLUMNS,
+  type EventRow,
+  eventLeafHash,
+  inclusionProof,
+  rootOf,
+} from "./log";
+import type { Hash } from "./merkle";
+import type { NoteSigner } from "./note";
+
+// Any constant; only one server integrates at a time (per tick, transaction-scoped).
+const SEQUENCER_LOCK = 7_311_2026;
+/** Most events one tick integrates; the rest wait for the next tick. */
+const BATCH = 5000;
+
+const b64 = (h: Uint8Array) => Buffer.from(h).toString("base64");
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+/** The sequencer stopped signing: the log and what was published disagree. */
+export class LogHalted extends Error {}
+
+interface Checkpoint {
+  treeSize: number;
+  root: Hash;
+  note: string;
+}
+
+/**
+ * The verifiable audit log. A sequencer tick, on whichever server takes the lock first, picks
+ * the committed events not yet in the tree (by transaction: see README), appends them as leaves
+ * in seq order, and signs a checkpoint of the new tree, which goes to the anchor folder after
+ * commit. Before signing it checks that the last checkpoint's root is still the tree's at that
+ * size; at start it checks the anchors too. On any disagreement it stops signing (LogHalted)
+ * and says how to recover; reads and proofs keep working.
+ */
+export function transparencyService(deps: {
+  db: Db;
+  clock: Clock;
+  signer: NoteSigner;
+  mergeDelayMs: number;
+  anchorDir: string;
+  log?: { error(obj: unknown, msg: string): void };
+}) {
+  const { db, clock, signer, mergeDelayMs, anchorDir } = deps;
+  let halted: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+
+  const halt = (reason: string) => {
+    if (!halted) deps.log?.error({ reason }, "audit log: checkpoint signing stopped");
+    halted = reason;
+    throw new LogHalted(reason);
+  };
+
+  async function latestCheckpoint(q: Queryable = db): Promise<Checkpoint | undefined> {
+    const { rows } = await q.query<{ tree_size: number; root: Uint8Array; note: string }>(
+      "SELECT tree_size, root, note FROM trellis.audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+    );
+    const r = rows[0];
+    return r && { treeSize: Number(r.tree_size), root: new Uint8Array(r.root), note: r.note };
+  }
+
+  /** Writes a checkpoint to the anchor folder: a new file, fsynced; an existing one must match. */
+  function anchor(cp: Checkpoint) {
+    mkdirSync(anchorDir, { recursive: true });
+    const file = join(anchorDir, `checkpoint-${String(cp.treeSize).padStart(16, "0")}`);
+    let fd: number;
+    try {
+      fd = openSync(file, "wx", 0o444);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if (readFileSync(file, "utf8") !== cp.note)
+        halt(
+          `The anchor ${file} holds another checkpoint of size ${cp.treeSize}: the log forked. Keep both for the investigation; do not delete the anchor.`,
+        );
+      return;
+    }
+    try {
+      writeSync(fd, cp.note);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const dir = openSync(anchorDir, "r");
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  }
+
+  /** The newest anchored checkpoint (size and root), read back from its file. */
+  function newestAnchor(): { treeSize: number; root: Hash; file: string } | undefined {
+    let names: string[];
+    try {
+      names = readdirSync(anchorDir).filter((n) => /^checkpoint-\d{16}$/.test(n));
+    } catch {
+      return undefined;
+    }
+    const last = names.sort().at(-1);
+    if (!last) return undefined;
+    const file = join(anchorDir, last);
+    const [, size, root] = readFileSync(file, "utf8").split("\n");
+    return {
+      treeSize: Number(size),
+      root: new Uint8Array(Buffer.from(root ?? "", "base64")),
+      file,
+    };
+  }
+
+  /** At start: the database must not be behind, or disagree with, what was anchored. */
+  async function checkAnchors(): Promise<void> {
+    const a = newestAnchor();
+    if (!a) return;
+    const { rows } = await db.query<{ tree_size: number }>(
+      "SELECT tree_size FROM trellis.audit_log_state",
+    );
+    const size = Number(rows[0]?.tree_size ?? 0);
+    if (a.treeSize > size)
+      halt(
+        `The audit log (${size} events in the tree) is behind its published checkpoint ${a.file} (${a.treeSize}). The database was restored from an older backup or rolled back. Restore a backup taken after that checkpoint; if none exists, keep this database read-only, move the anchor folder aside for the auditors, and start a new log (a new anchor folder) while recording the gap in your incident report.`,
+      );
+    if (!sameBytes(await rootOf(db, a.treeSize), a.root))
+      halt(
+        `The audit tree at size ${a.treeSize} does not match its published checkpoint ${a.file}: events were changed after they were published. Run \`trellis audit verify\` to find the first bad event.`,
+      );
+  }
+
+  /** One sequencer pass. Returns the checkpoint it signed, if any. */
+  async function tick(): Promise<Checkpoint | undefined> {
+    if (halted) return undefined;
+    const signed = await db.transaction(async (tx) => {
+      const { rows: lock } = await tx.query<{ ok: boolean }>(
+        "SELECT pg_try_advisory_xact_lock($1) AS ok",
+        [SEQUENCER_LOCK],
+      );
+      if (!lock[0]?.ok) return undefined;
+      const { rows: st } = await tx.query<{ tree_size: number; frontier: string; xmin: string }>(
+        `SELECT tree_size, frontier::text AS frontier,
+                pg_snapshot_xmin(pg_current_snapshot())::text AS xmin
+           FROM trellis.audit_log_state FOR UPDATE`,
+      );
+      const state = st[0];
+      if (!state) throw new Error("trellis.audit_log_state is empty");
+      const size = Number(state.tree_size);
+      // Every transaction below the previous xmin had ended then, and its events were taken.
+      const { rows } = await tx.query<EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM trellis.audit_events e
+          WHERE e.xid >= $1::xid8
+            AND NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
+          ORDER BY e.seq LIMIT $2`,
+        [state.frontier, BATCH],
+      );
+      const frontier = rows.length < BATCH ? state.xmin : state.frontier;
+      const newSize = await appendLeaves(
+        tx,
+        size,
+        rows.map((r) => ({ seq: Number(r.seq), hash: eventLeafHash(r) })),
+      );
+      await tx.query("UPDATE trellis.audit_log_state SET tree_size = $1, frontier = $2::xid8", [
+        newSize,
+        frontier,
+      ]);
+      if (newSize === size) return undefined;
+      const last = await latestCheckpoint(tx);
+      if (last && !sameBytes(await rootOf(tx, last.treeSize), last.root))
+        halt(
+          `The audit tree no longer matches checkpoint ${last.treeSize}: stored events or hashes were changed. Run \`trellis audit verify\` to find the first bad event; no checkpoint is signed until it is resolved.`,
+        );
+      const root = await rootOf(tx, newSize);
+      const note = signer.signCheckpoint(newSize, root);
+      await tx.query(
+        "INSERT INTO trellis.audit_checkpoints (tree_size, root, note, created_at) VALUES ($1, $2, $3, $4)",
+        [newSize, Buffer.from(root), note, clock.now()],
+      );
+      return { treeSize: newSize, root, note };
+    });
+    if (signed) anchor(signed);
+    return signed;
+  }
+
+  /** Runs ticks until nothing is left (tests, shutdown). */
+  async function flush(): Promise<void> {
+    await running;
+    for (let i = 0; i < 1000; i++) {
+      const r = await tick();
+      if (!r) return;
+    }
+  }
+
+  async function start() {
+    await checkAnchors().catch((err) => {
+      if (!(err instanceof LogHalted)) throw err;
+    });
+    // Half the merge delay between ticks: an event waits at most about one delay.
+    timer = setInterval(
+      () => {
+        if (running) return;
+        running = tick()
+          .catch((err) => {
+            if (!(err instanceof LogHalted))
+              deps.log?.error({ err }, "audit sequencer tick failed");
+          })
+          .finally(() => {
+            running = undefined;
+          });
+      },
+      Math.max(5, Math.floor(mergeDelayMs / 2)),
+    );
+    timer.unref();
+  }
+
+  async function stop() {
+    if (timer) clearInterval(timer);
+    await running;
+  }
+
+  /** An event's inclusion proof against the newest checkpoint (or the given tree size). */
+  async function proof(eventId: string, atSize?: number) {
+    const { rows } = await db.query<EventRow & { leaf_index: number | null }>(
+      `SELECT ${EVENT_COLUMNS}, (SELECT l.leaf_index FROM trellis.audit_leaves l WHERE l.event_seq = e.seq) AS leaf_index
+         FROM trellis.audit_events e WHERE e.event_id = $1`,
+      [eventId],
+    );
+    const row = rows[0];
+    if (!row) throw new TrellisError("not_found");
+    const { leaf_index, ...event } = row;
+    if (leaf_index === null) throw new TrellisError("audit_not_integrated");
+    const cp = await latestCheckpoint();
+    const size = atSize ?? cp?.treeSize ?? 0;
+    const treeSize = await currentSize();
+    if (size > treeSize || Number(leaf_index) >= size)
+      throw new TrellisError("proof_out_of_range", [
+        {
+          path: "/size",
+          message: `the tree has ${treeSize} leaves; this event is leaf ${leaf_index}`,
+        },
+      ]);
+    const canonical = canonicalEvent(event as EventRow);
+    const checkpoint = await checkpointAt(size);
+    return {
+      event: JSON.parse(canonical) as Record<string, unknown>,
+      canonical,
+      leaf_index: Number(leaf_index),
+      tree_size: size,
+      leaf_hash: b64(eventLeafHash(event as EventRow)),
+      proof: (await inclusionProof(db, Number(leaf_index), size)).map(b64),
+      root_hash: b64(await rootOf(db, size)),
+      checkpoint,
+    };
+  }
+
+  async function consistency(from: number, to: number) {
+    const treeSize = await currentSize();
+    if (from < 1 || from > to || to > treeSize)
+      throw new TrellisError("proof_out_of_range", [
+        { path: "/", message: `need 1 ≤ from ≤ to ≤ ${treeSize}` },
+      ]);
+    return {
+      from,
+      to,
+      proof: (await consistencyProof(db, from, to)).map(b64),
+      from_root: b64(await rootOf(db, from)),
+      to_root: b64(await rootOf(db, to)),
+      from_checkpoint: await checkpointAt(from),
+      to_checkpoint: await checkpointAt(to),
+    };
+  }
+
+  async function currentSize(): Promise<number> {
+    const { rows } = await db.query<{ tree_size: number }>(
+      "SELECT tree_size FROM trellis.audit_log_state",
+    );
+    return Number(rows[0]?.tree_size ?? 0);
+  }
+
+  async function checkpointAt(size: number): Promise<string | null> {
+    const { rows } = await db.query<{ note: string }>(
+      "SELECT note FROM trellis.audit_checkpoints WHERE tree_size = $1",
+      [size],
+    );
+    return rows[0]?.note ?? null;
+  }
+
+  return {
+    tick,
+    flush,
+    start,
+    stop,
+    proof,
+    consistency,
+    latestCheckpoint: () => latestCheckpoint(),
+    status: () => ({ halted: halted ?? null }),
+    signer,
+  };
+}
+
+export type TransparencyService = ReturnType<typeof transparencyService>;
