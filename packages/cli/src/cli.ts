@@ -1,4 +1,4 @@
-import { checkTemplateDir, describeConfig, startServer } from "@trellis/server";
+import { checkTemplateDir, describeConfig, startServer, verifyStoredLog } from "@trellis/server";
 import { CLIENT_COMMANDS, type ClientCommand, DEFAULT_URL, runClientCommand } from "./commands";
 import { clean, HelpRequested, PolicyTestsFailed, printError, UsageError } from "./output";
 
@@ -87,6 +87,10 @@ App API (an app token: --token T or TRELLIS_APP_TOKEN):
   requests get APP_ID REQUEST_ID | requests move APP_ID REQUEST_ID reviewing|approved|rejected|withdrawn
             approval-queue apps (an illegal move prints the allowed ones)
 
+  audit verify [--key VERIFIER_KEY]
+            Check the whole audit log in the datastore (stop the server first when it is
+            embedded): every event against its leaf, every checkpoint's signature and root;
+            exit 0 only when all verify, else the first bad event is named
   help      Show this text (also: trellis <command> --help)
 
 Exit codes: 0 done, 1 the server refused or could not be reached, 2 usage error.
@@ -101,6 +105,8 @@ export async function run(
   env: Record<string, string | undefined>,
 ): Promise<number> {
   const [command = "help", ...args] = argv;
+  // Reads the datastore itself, not the server: an auditor's check needs no running server.
+  if (command === "audit" && args[0] === "verify") return auditVerify(args.slice(1), env);
   if (isClientCommand(command)) return client(command, args, env);
   switch (command) {
     case "start":
@@ -165,6 +171,45 @@ async function template(args: string[]): Promise<number> {
     process.stderr.write(`${clean(p.file)} ${clean(p.path)}: ${clean(p.message)}\n`);
   process.stderr.write(`${problems.length} problem${problems.length === 1 ? "" : "s"}\n`);
   return 1;
+}
+
+/** `trellis audit verify [--key VERIFIER_KEY]`: exit 0 only when the whole log verifies. */
+async function auditVerify(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<number> {
+  const keyAt = args.indexOf("--key");
+  const key = keyAt >= 0 ? args[keyAt + 1] : undefined;
+  const rest = keyAt >= 0 ? args.filter((_, i) => i !== keyAt && i !== keyAt + 1) : args;
+  if (rest.length > 0 || (keyAt >= 0 && !key)) {
+    process.stderr.write("usage: trellis audit verify [--key VERIFIER_KEY]\n");
+    return 2;
+  }
+  let shown = 0;
+  try {
+    const report = await verifyStoredLog(env, {
+      verifierKey: key,
+      onProgress: (done, total) => {
+        if (done === total || done - shown >= 50_000) {
+          shown = done;
+          process.stderr.write(`verified ${done}/${total} events\n`);
+        }
+      },
+    });
+    if (report.ok) {
+      process.stdout.write(
+        `ok: ${report.events} events and ${report.checkpoints} signed checkpoints verify (tree size ${report.tree_size})\n`,
+      );
+      return 0;
+    }
+    process.stdout.write(
+      `FAILED (${report.problem?.kind}): ${clean(report.problem?.message ?? "")}\n`,
+    );
+    return 1;
+  } catch (err) {
+    process.stderr.write(`trellis: ${clean((err as Error).message)}\n`);
+    return 1;
+  }
 }
 
 async function start(env: Record<string, string | undefined>): Promise<number> {

@@ -782,3 +782,44 @@ describe("trellis CLI: event-log, directory and ttl-cache apps", () => {
     expect((await cli(["requests", "move", id, made.id, "done"], e)).code).toBe(2);
   });
 });
+
+describe("trellis audit verify (reads the embedded datastore; no server needed)", () => {
+  it("exit 0 on an intact log; exit 1 naming the event after one is changed in SQL", async () => {
+    const { buildApp } = await import("../../server/src/app");
+    const { parseConfig } = await import("../../server/src/config/config");
+    const { openPglite } = await import("../../server/src/db/pglite");
+    const dir = mkdtempSync(join(tmpdir(), "trellis-verify-"));
+    const vars = {
+      TRELLIS_DATA_DIR: dir,
+      TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
+      TRELLIS_LOG_LEVEL: "silent",
+    };
+    // A server on that folder writes some events, integrates them, and stops.
+    let db = await openPglite(join(dir, "pgdata"));
+    const app = await buildApp({ config: parseConfig(vars), db });
+    for (let i = 0; i < 3; i++)
+      await app.inject({
+        method: "GET",
+        url: "/admin/v1/templates",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+    await app.transparency.flush();
+    await app.close();
+    await db.close();
+    const ok = await cli(["audit", "verify"], { ...vars, DATABASE_URL: undefined });
+    expect(ok.stdout, ok.stderr).toMatch(/^ok: \d+ events and \d+ signed checkpoints verify/);
+    expect(ok.code).toBe(0);
+    db = await openPglite(join(dir, "pgdata"));
+    const { rows } = await db.query<{ event_id: string }>(
+      "SELECT event_id FROM trellis.audit_events ORDER BY seq LIMIT 1",
+    );
+    await db.exec(`ALTER TABLE trellis.audit_events DISABLE TRIGGER USER;
+      UPDATE trellis.audit_events SET actor_id = 'mallory' WHERE seq = (SELECT min(seq) FROM trellis.audit_events);`);
+    await db.close();
+    const bad = await cli(["audit", "verify"], { ...vars, DATABASE_URL: undefined });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain(`FAILED (event_changed): event ${rows[0]?.event_id}`);
+    expect((await cli(["audit", "verify", "--key"], vars)).code).toBe(2);
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+});

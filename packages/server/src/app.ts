@@ -38,7 +38,6 @@ import { jwksRoutes, keysAdminRoutes } from "./modules/tokens/keys.routes";
 import { revocationsService } from "./modules/tokens/revocations";
 import { tokensRoutes } from "./modules/tokens/tokens.routes";
 import { tokensService } from "./modules/tokens/tokens.service";
-import { upgradeRoutes } from "./modules/upgrades/upgrade.routes";
 import { loadNoteSigner } from "./modules/transparency/note";
 import {
   publicTransparencyRoutes,
@@ -48,6 +47,7 @@ import {
   type TransparencyService,
   transparencyService,
 } from "./modules/transparency/transparency.service";
+import { upgradeRoutes } from "./modules/upgrades/upgrade.routes";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -55,6 +55,7 @@ declare module "fastify" {
     transparency: TransparencyService;
   }
 }
+
 import { upgradeService } from "./modules/upgrades/upgrade.service";
 
 export { CORE_MIGRATIONS };

@@ -21,36 +21,47 @@ const printAdminToken = (token: string) =>
       "  Use it as: Authorization: Bearer <token>   (or export TRELLIS_ADMIN_TOKEN=<token> for the CLI)\n\n",
   );
 
+/**
+ * Opens the datastore the configuration names: PostgreSQL, or the embedded PGlite folder
+ * under its lock (a second process on the same folder is refused at once).
+ */
+export async function openStore(config: Config): Promise<{
+  db: Db;
+  release: () => Promise<void>;
+  setOnCompromised: (fn: (err: Error) => void) => void;
+}> {
+  if (config.databaseUrl) {
+    const db = await openPostgres(config.databaseUrl, config.dbPoolSize, (err) =>
+      process.stderr.write(
+        `trellis: a PostgreSQL connection failed and was replaced: ${err.message}\n`,
+      ),
+    );
+    return { db, release: async () => {}, setOnCompromised: () => {} };
+  }
+  let onCompromised: (err: Error) => void = (err) => {
+    throw err;
+  };
+  const release = await lockDataDir(config.dataDir, (err) => onCompromised(err));
+  try {
+    const db = await openPglite(join(config.dataDir, "pgdata"));
+    return { db, release, setOnCompromised: (fn) => (onCompromised = fn) };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
 /** Parses the environment, opens the datastore, migrates, listens. */
 export async function startServer(
   env: Record<string, string | undefined>,
   announce = printAdminToken,
 ): Promise<Running> {
   const config = parseConfig(env);
-  let release = async () => {};
-  let db: Db;
-  if (config.databaseUrl) {
-    db = await openPostgres(config.databaseUrl, config.dbPoolSize, (err) =>
-      process.stderr.write(
-        `trellis: a PostgreSQL connection failed and was replaced: ${err.message}\n`,
-      ),
-    );
-  } else {
-    let onCompromised = (err: Error) => {
-      throw err;
-    };
-    release = await lockDataDir(config.dataDir, (err) => onCompromised(err));
-    try {
-      db = await openPglite(join(config.dataDir, "pgdata"));
-    } catch (err) {
-      await release();
-      throw err;
-    }
-    onCompromised = (err) => {
-      process.stderr.write(`Lost the lock on ${config.dataDir} (${err.message}); stopping.\n`);
-      process.exit(1);
-    };
-  }
+  const { db, release, setOnCompromised } = await openStore(config);
+  setOnCompromised((err) => {
+    process.stderr.write(`Lost the lock on ${config.dataDir} (${err.message}); stopping.\n`);
+    process.exit(1);
+  });
   let app: FastifyInstance;
   try {
     app = await buildApp({ config, db, announceAdminToken: announce });

@@ -186,7 +186,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     bodyLimit: p.TRELLIS_BODY_LIMIT,
     logLevel: p.TRELLIS_LOG_LEVEL,
     auditMergeDelayMs: p.TRELLIS_AUDIT_MERGE_DELAY_MS,
-    auditAnchorDir: resolve(p.TRELLIS_AUDIT_ANCHOR_DIR || join(p.TRELLIS_DATA_DIR, "audit-anchors")),
+    auditAnchorDir: resolve(
+      p.TRELLIS_AUDIT_ANCHOR_DIR || join(p.TRELLIS_DATA_DIR, "audit-anchors"),
+    ),
   };
 }
 

@@ -82,7 +82,7 @@ export async function appendLeaves(
   const to = size + leaves.length;
   const { created, older } = newNodes(size, to);
   const fresh = new Map<string, Hash>();
-  leaves.forEach((l, i) => fresh.set(nodeKey(0, size + i), l.hash));
+  for (const [i, l] of leaves.entries()) fresh.set(nodeKey(0, size + i), l.hash);
   const src = await loadNodes(tx, older, fresh);
   for (const [level, idx] of created) {
     if (level === 0) continue;

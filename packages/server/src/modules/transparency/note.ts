@@ -34,6 +34,12 @@ function keyId(name: string, publicKey: Uint8Array): Buffer {
     .subarray(0, 4);
 }
 
+/** The note verifier key of an Ed25519 key: `<name>+<key id hex>+<base64(0x01 || key)>`. */
+export function verifierKeyFor(name: string, publicKey: Uint8Array): string {
+  const raw = Buffer.concat([Buffer.of(ED25519), publicKey]).toString("base64");
+  return `${name}+${keyId(name, publicKey).toString("hex")}+${raw}`;
+}
+
 export function checkpointBody(origin: string, treeSize: number, root: Uint8Array): string {
   return `${origin}\n${treeSize}\n${Buffer.from(root).toString("base64")}\n`;
 }
@@ -48,7 +54,7 @@ export function noteSignerFromKey(
   return {
     origin,
     publicKey,
-    verifierKey: `${origin}+${id.toString("hex")}+${Buffer.concat([Buffer.of(ED25519), publicKey]).toString("base64")}`,
+    verifierKey: verifierKeyFor(origin, publicKey),
     signCheckpoint(treeSize, root) {
       const body = checkpointBody(origin, treeSize, root);
       const sig = sign(null, Buffer.from(body, "utf8"), privateKey);

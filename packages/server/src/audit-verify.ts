@@ -1,0 +1,21 @@
+import { parseConfig } from "./config/config";
+import { openStore } from "./main";
+import { type VerifyReport, verifyLog } from "./modules/transparency/verify-log";
+
+/**
+ * `trellis audit verify` against the datastore the configuration names (the embedded folder
+ * only while no server holds it: its lock refuses a second process). Read-only.
+ */
+export async function verifyStoredLog(
+  env: Record<string, string | undefined>,
+  opts: { verifierKey?: string; onProgress?: (done: number, total: number) => void } = {},
+): Promise<VerifyReport> {
+  const config = parseConfig(env);
+  const { db, release } = await openStore(config);
+  try {
+    return await verifyLog(db, opts);
+  } finally {
+    await db.close();
+    await release();
+  }
+}

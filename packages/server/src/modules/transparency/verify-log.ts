@@ -1,0 +1,179 @@
+import { verifyCheckpoint } from "@trellis/sdk/verify";
+import type { Queryable } from "../../db/db";
+import { EVENT_COLUMNS, type EventRow, eventLeafHash, loadNodes } from "./log";
+import { type Hash, nodeHash } from "./merkle";
+import { verifierKeyFor } from "./note";
+
+/**
+ * `trellis audit verify`: everything the log claims, recomputed from the events themselves.
+ * Every leaf is rehashed from its event row (RFC 8785) and compared with the stored leaf; the
+ * tree is rebuilt from those hashes (a compact range: one hash per set bit of the size) and every
+ * stored checkpoint's signature is checked and its root compared with the rebuilt root at its
+ * size, which also proves all checkpoints consistent with one another. Events that are in the
+ * database but not in the tree are reported. Stops at the first problem and names it.
+ */
+export interface VerifyProblem {
+  kind:
+    | "leaf_missing"
+    | "event_missing"
+    | "event_changed"
+    | "leaf_hash_changed"
+    | "checkpoint_signature"
+    | "checkpoint_root"
+    | "not_in_log"
+    | "tree_size";
+  message: string;
+  event_id?: string;
+  leaf_index?: number;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  tree_size: number;
+  events: number;
+  checkpoints: number;
+  problem?: VerifyProblem;
+}
+
+const PAGE = 5000;
+
+/** A compact range [0, n): the roots of the perfect subtrees, left to right. */
+class CompactRange {
+  private readonly stack: Array<{ size: number; hash: Hash }> = [];
+  size = 0;
+  append(h: Hash) {
+    let node = { size: 1, hash: h };
+    let top = this.stack.at(-1);
+    while (top && top.size === node.size) {
+      this.stack.pop();
+      node = { size: node.size * 2, hash: nodeHash(top.hash, node.hash) };
+      top = this.stack.at(-1);
+    }
+    this.stack.push(node);
+    this.size += 1;
+  }
+  /** MTH of the leaves so far (RFC 9162: the right-most subtrees fold first). */
+  root(): Hash | undefined {
+    let acc: Hash | undefined;
+    for (let i = this.stack.length - 1; i >= 0; i--) {
+      const s = this.stack[i] as { hash: Hash };
+      acc = acc ? nodeHash(s.hash, acc) : s.hash;
+    }
+    return acc;
+  }
+}
+
+export async function verifyLog(
+  q: Queryable,
+  opts: { verifierKey?: string; onProgress?: (done: number, total: number) => void } = {},
+): Promise<VerifyReport> {
+  const { rows: st } = await q.query<{ tree_size: number }>(
+    "SELECT tree_size FROM trellis.audit_log_state",
+  );
+  const size = Number(st[0]?.tree_size ?? 0);
+  const { rows: keyRows } = await q.query<{ origin: string; public_key: Uint8Array }>(
+    "SELECT origin, public_key FROM trellis.audit_log_keys ORDER BY created_at LIMIT 1",
+  );
+  const { rows: cps } = await q.query<{ tree_size: number; note: string }>(
+    "SELECT tree_size, note FROM trellis.audit_checkpoints ORDER BY tree_size",
+  );
+  const report: VerifyReport = { ok: true, tree_size: size, events: 0, checkpoints: 0 };
+  const fail = (problem: VerifyProblem): VerifyReport => ({ ...report, ok: false, problem });
+  const key =
+    opts.verifierKey ??
+    (keyRows[0] ? verifierKeyFor(keyRows[0].origin, new Uint8Array(keyRows[0].public_key)) : "");
+  const checkpoints = cps.map((c) => ({ size: Number(c.tree_size), note: c.note }));
+  const last = checkpoints.at(-1);
+  if (last && last.size > size)
+    return fail({
+      kind: "tree_size",
+      message: `checkpoint ${last.size} is larger than the tree (${size} leaves): leaves were removed`,
+    });
+
+  const range = new CompactRange();
+  let next = 0; // the next checkpoint to check
+  for (let from = 0; from < size; from += PAGE) {
+    const to = Math.min(size, from + PAGE);
+    const { rows } = await q.query<
+      EventRow & { leaf_index: number; event_seq: number; found: boolean }
+    >(
+      `SELECT l.leaf_index, l.event_seq, e.seq IS NOT NULL AS found, ${EVENT_COLUMNS}
+         FROM trellis.audit_leaves l LEFT JOIN trellis.audit_events e ON e.seq = l.event_seq
+        WHERE l.leaf_index >= $1 AND l.leaf_index < $2 ORDER BY l.leaf_index`,
+      [from, to],
+    );
+    const stored = await loadNodes(
+      q,
+      Array.from({ length: to - from }, (_, i): [number, number] => [0, from + i]),
+    ).catch(() => undefined);
+    for (let i = from; i < to; i++) {
+      const r = rows[i - from];
+      if (!r || Number(r.leaf_index) !== i)
+        return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
+      if (!r.found)
+        return fail({
+          kind: "event_missing",
+          leaf_index: i,
+          message: `leaf ${i} is event seq ${r.event_seq}, which is no longer in the database (deleted)`,
+        });
+      const { leaf_index: _l, event_seq: _s, found: _f, ...event } = r;
+      const h = eventLeafHash(event as EventRow);
+      const s = stored?.map.get(`0:${i}`);
+      if (!s || !Buffer.from(s).equals(Buffer.from(h)))
+        return fail({
+          kind: s ? "event_changed" : "leaf_hash_changed",
+          leaf_index: i,
+          event_id: r.event_id,
+          message: s
+            ? `event ${r.event_id} (leaf ${i}) differs from what was logged: it was changed`
+            : `the stored hash of leaf ${i} is missing`,
+        });
+      range.append(h);
+      report.events += 1;
+      while (
+        next < checkpoints.length &&
+        (checkpoints[next] as { size: number }).size === range.size
+      ) {
+        const cp = checkpoints[next] as { size: number; note: string };
+        let signedRoot: Uint8Array;
+        try {
+          const v = verifyCheckpoint(cp.note, key);
+          if (v.treeSize !== cp.size) throw new Error("its size is not its row's");
+          signedRoot = v.rootHash;
+        } catch (err) {
+          return fail({
+            kind: "checkpoint_signature",
+            message: `checkpoint ${cp.size} does not verify: ${(err as Error).message}`,
+          });
+        }
+        if (!Buffer.from(signedRoot).equals(Buffer.from(range.root() as Hash)))
+          return fail({
+            kind: "checkpoint_root",
+            message: `checkpoint ${cp.size} signs another root than the events give (a changed leaf before it, or a forked checkpoint)`,
+          });
+        report.checkpoints += 1;
+        next += 1;
+      }
+    }
+    opts.onProgress?.(to, size);
+  }
+  if (next < checkpoints.length) {
+    const cp = checkpoints[next] as { size: number };
+    return fail({
+      kind: "tree_size",
+      message: `checkpoint ${cp.size} is not at a size of the tree`,
+    });
+  }
+  const { rows: loose } = await q.query<{ event_id: string }>(
+    `SELECT e.event_id FROM trellis.audit_events e
+      WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
+      ORDER BY e.seq LIMIT 1`,
+  );
+  if (loose[0])
+    return fail({
+      kind: "not_in_log",
+      event_id: loose[0].event_id,
+      message: `event ${loose[0].event_id} is in the database but not in the log (inserted behind the log's back, or written in the last second: run again with the server stopped)`,
+    });
+  return report;
+}

@@ -1,0 +1,133 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Queryable } from "../src/db/db";
+import { verifyLog } from "../src/modules/transparency/verify-log";
+import { createApp, DATASTORES, issueToken, startTestApp, type TestApp } from "./harness";
+
+/**
+ * The six ways to tamper with a stored log, each done in SQL as the owner (who must first
+ * switch off the append-only triggers), and each caught by `audit verify` naming what.
+ */
+describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
+  let t: TestApp;
+  let ids: string[];
+  beforeEach(async () => {
+    t = await startTestApp(kind);
+    const app = await createApp(t);
+    const token = await issueToken(t, app, "ana", ["create", "read"]);
+    for (let i = 0; i < 6; i++)
+      await t.call({
+        method: "POST",
+        url: `/api/v1/apps/${app}/submissions`,
+        token,
+        body: { payload: { title: `t${i}` } },
+      });
+    await t.app.transparency.flush();
+    await t.app.transparency.stop(); // as `audit verify` runs: nothing integrates meanwhile
+    const { rows } = await t.db.query<{ event_id: string }>(
+      "SELECT event_id FROM trellis.audit_events ORDER BY seq",
+    );
+    ids = rows.map((r) => r.event_id);
+    expect((await verifyLog(t.db)).ok).toBe(true);
+  });
+  afterEach(() => t?.close());
+
+  /** Runs SQL as a malicious owner: the append-only triggers switched off for the change. */
+  const tamper = (table: string, fn: (q: Queryable) => Promise<unknown>) =>
+    t.db.transaction(async (tx) => {
+      await tx.query(`ALTER TABLE trellis.${table} DISABLE TRIGGER USER`);
+      await fn(tx);
+      await tx.query(`ALTER TABLE trellis.${table} ENABLE TRIGGER USER`);
+    });
+
+  it("a modified event", async () => {
+    const victim = ids[3] as string;
+    await tamper("audit_events", (q) =>
+      q.query("UPDATE trellis.audit_events SET actor_id = 'mallory' WHERE event_id = $1", [victim]),
+    );
+    const r = await verifyLog(t.db);
+    expect(r.ok).toBe(false);
+    expect(r.problem).toMatchObject({ kind: "event_changed", event_id: victim, leaf_index: 3 });
+  });
+
+  it("a deleted event", async () => {
+    await tamper("audit_events", (q) =>
+      q.query("DELETE FROM trellis.audit_events WHERE event_id = $1", [ids[2]]),
+    );
+    expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "event_missing", leaf_index: 2 });
+  });
+
+  it("two events reordered (their contents swapped)", async () => {
+    await tamper("audit_events", async (q) => {
+      const { rows } = await q.query<{ seq: number; event_id: string; action: string }>(
+        "SELECT seq, event_id, action FROM trellis.audit_events WHERE event_id = ANY($1) ORDER BY seq",
+        [[ids[1], ids[4]]],
+      );
+      const [a, b] = rows as unknown as [
+        { seq: number; event_id: string },
+        { seq: number; event_id: string },
+      ];
+      await q.query("UPDATE trellis.audit_events SET event_id = 'tmp' WHERE seq = $1", [a.seq]);
+      await q.query("UPDATE trellis.audit_events SET event_id = $1 WHERE seq = $2", [
+        a.event_id,
+        b.seq,
+      ]);
+      await q.query("UPDATE trellis.audit_events SET event_id = $1 WHERE seq = $2", [
+        b.event_id,
+        a.seq,
+      ]);
+    });
+    const r = await verifyLog(t.db);
+    expect(r.problem).toMatchObject({ kind: "event_changed", leaf_index: 1 });
+  });
+
+  it("an inserted event", async () => {
+    await t.db.query(
+      `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
+         resource_type, outcome, request_id)
+       VALUES ('evt_forged', now(), 'mallory', 'admin', 'app.create', 'app', 'allowed', 'req_forged')`,
+    );
+    expect((await verifyLog(t.db)).problem).toMatchObject({
+      kind: "not_in_log",
+      event_id: "evt_forged",
+    });
+  });
+
+  it("a changed leaf hash in the stored tree", async () => {
+    await tamper("audit_tree", (q) =>
+      q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 0 AND idx = 4", [
+        randomBytes(32),
+      ]),
+    );
+    expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "event_changed", leaf_index: 4 });
+  });
+
+  it("a forked checkpoint (another root signed for a size)", async () => {
+    const { rows } = await t.db.query<{ n: number }>(
+      "SELECT max(tree_size)::int AS n FROM trellis.audit_checkpoints",
+    );
+    const size = rows[0]?.n as number;
+    // A size with no checkpoint yet, signed with the log's own key over a root that is not the tree's.
+    let fork = size - 1;
+    while (
+      (await t.db.query("SELECT 1 FROM trellis.audit_checkpoints WHERE tree_size = $1", [fork]))
+        .rows.length > 0
+    )
+      fork -= 1;
+    const note = t.app.transparency.signer.signCheckpoint(fork, randomBytes(32));
+    await t.db.query(
+      "INSERT INTO trellis.audit_checkpoints (tree_size, root, note, created_at) VALUES ($1, $2, $3, now())",
+      [fork, randomBytes(32), note],
+    );
+    expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "checkpoint_root" });
+    // Without the fork, a checkpoint whose signature no longer verifies is named too.
+    await tamper("audit_checkpoints", async (q) => {
+      await q.query("DELETE FROM trellis.audit_checkpoints WHERE tree_size = $1", [fork]);
+      await q.query(
+        "UPDATE trellis.audit_checkpoints SET note = replace(note, $2, $3) WHERE tree_size = $1",
+        [size, `\n${size}\n`, `\n${size}\n\n`],
+      );
+    });
+    expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "checkpoint_signature" });
+  });
+});

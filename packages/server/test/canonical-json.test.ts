@@ -1,0 +1,51 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import canonicalize from "canonicalize";
+import { describe, expect, it } from "vitest";
+import { canonicalEvent } from "../src/modules/transparency/log";
+
+// RFC 8785 vectors (cyberphone/json-canonicalization, Apache-2.0), copied from the shared
+// vectors with their README (test/vectors/rfc8785-jcs/README.md: source, license).
+const VECTORS = fileURLToPath(new URL("./vectors/rfc8785-jcs/", import.meta.url));
+
+describe("canonical JSON (RFC 8785) for audit leaves", () => {
+  const cases = readdirSync(`${VECTORS}testdata/input`).filter((f) =>
+    readdirSync(`${VECTORS}testdata/output`).includes(f),
+  );
+
+  it.each(cases)("%s canonicalizes to the published bytes", (name) => {
+    const input = JSON.parse(readFileSync(`${VECTORS}testdata/input/${name}`, "utf8"));
+    const expected = readFileSync(`${VECTORS}testdata/output/${name}`);
+    expect(Buffer.from(canonicalize(input) as string, "utf8")).toEqual(expected);
+  });
+
+  it("serializes the first 10,000 published IEEE 754 numbers as ES6 does", () => {
+    const lines = readFileSync(`${VECTORS}es6_numbers_first10000.txt`, "utf8").trim().split("\n");
+    expect(lines.length).toBe(10_000);
+    for (const line of lines) {
+      const [hex, want] = line.split(",") as [string, string];
+      const n = Buffer.from(hex.padStart(16, "0"), "hex").readDoubleBE(0);
+      if (!Number.isFinite(n)) continue; // not JSON
+      expect(canonicalize(n), hex).toBe(want);
+    }
+  });
+
+  it("an event's canonical form does not depend on key order or the driver's int8 type", () => {
+    const a = canonicalEvent({
+      seq: "7",
+      event_id: "evt_1",
+      action: "app.get",
+      diff: { b: 1, a: [2, { d: 1, c: 0 }] },
+    });
+    const b = canonicalEvent({
+      diff: { a: [2, { c: 0, d: 1 }], b: 1 },
+      action: "app.get",
+      event_id: "evt_1",
+      seq: 7,
+    });
+    expect(a).toBe(b);
+    expect(a).toBe(
+      '{"action":"app.get","diff":{"a":[2,{"c":0,"d":1}],"b":1},"event_id":"evt_1","seq":7}',
+    );
+  });
+});
