@@ -186,6 +186,10 @@ async function startServer(extraEnv: Record<string, string> = {}): Promise<Serve
     TRELLIS_MASTER_KEY: MASTER_KEY,
     TRELLIS_LOG_LEVEL: LOG_LEVEL,
     TRELLIS_DATA_DIR: dataDir,
+    // The audit sequencer runs as in production unless a run asks otherwise (to measure it).
+    ...(process.env.BENCH_AUDIT_MERGE_DELAY_MS
+      ? { TRELLIS_AUDIT_MERGE_DELAY_MS: process.env.BENCH_AUDIT_MERGE_DELAY_MS }
+      : {}),
     ...extraEnv,
   });
   const tsx = import.meta.resolve("tsx");

@@ -1,25 +1,24 @@
 -- The verifiable audit log (RFC 9162 Merkle tree, C2SP signed checkpoints).
---  * audit_events.xid: the transaction that wrote the event. The sequencer integrates events by
---    transaction, not by seq: a transaction may commit after a later seq's, and none is missed
---    because every transaction older than the sequencer's snapshot xmin has ended (see
---    modules/transparency/README.md).
---  * audit_leaves: leaf index ↔ event; audit_tree: the hash of every complete, aligned subtree
---    (level 0 = the leaf hashes), enough to compute any root or proof in O(log n) reads;
---  * audit_checkpoints: every signed checkpoint; audit_log_state: the sequencer's position;
+--  * audit_leaves: leaf index ↔ event, with the leaf hash; audit_tree: the hash of every
+--    complete, aligned subtree above the leaves (level ≥ 1), enough to compute any root or proof
+--    in O(log n) reads;
+--  * audit_checkpoints: every signed checkpoint;
+--  * audit_log_state: the sequencer's position: every event with seq ≤ hi_seq is in the tree
+--    except the `holes` (seq values not visible when passed: a transaction still running then,
+--    or one that rolled back; see modules/transparency/README.md). Nothing is added to the
+--    write path of audit events;
 --  * audit_log_keys: the Ed25519 key that signs checkpoints (private part sealed like the token
 --    keys).
--- Leaves, nodes and checkpoints are append-only for every role.
-ALTER TABLE trellis.audit_events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
-CREATE INDEX audit_events_xid ON trellis.audit_events (xid);
-
+-- Leaves, nodes, checkpoints and keys are append-only for every role.
 CREATE TABLE trellis.audit_leaves (
   leaf_index bigint PRIMARY KEY CHECK (leaf_index >= 0),
   -- No foreign key: audit_events must stay untruncatable by its trigger alone, and retention
   -- will prune event payloads while their leaves stay.
-  event_seq bigint NOT NULL UNIQUE
+  event_seq bigint NOT NULL UNIQUE,
+  hash bytea NOT NULL CHECK (octet_length(hash) = 32)
 );
 CREATE TABLE trellis.audit_tree (
-  level smallint NOT NULL CHECK (level BETWEEN 0 AND 62),
+  level smallint NOT NULL CHECK (level BETWEEN 1 AND 62),
   idx bigint NOT NULL CHECK (idx >= 0),
   hash bytea NOT NULL CHECK (octet_length(hash) = 32),
   PRIMARY KEY (level, idx)
@@ -33,7 +32,8 @@ CREATE TABLE trellis.audit_checkpoints (
 CREATE TABLE trellis.audit_log_state (
   id boolean PRIMARY KEY DEFAULT true CHECK (id),
   tree_size bigint NOT NULL DEFAULT 0 CHECK (tree_size >= 0),
-  frontier xid8 NOT NULL DEFAULT '0'::xid8
+  hi_seq bigint NOT NULL DEFAULT 0,
+  holes jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(holes) = 'array')
 );
 INSERT INTO trellis.audit_log_state DEFAULT VALUES;
 CREATE TABLE trellis.audit_log_keys (

@@ -94,10 +94,8 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
   });
 
   it("a changed leaf hash in the stored tree", async () => {
-    await tamper("audit_tree", (q) =>
-      q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 0 AND idx = 4", [
-        randomBytes(32),
-      ]),
+    await tamper("audit_leaves", (q) =>
+      q.query("UPDATE trellis.audit_leaves SET hash = $1 WHERE leaf_index = 4", [randomBytes(32)]),
     );
     expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "event_changed", leaf_index: 4 });
   });

@@ -159,3 +159,52 @@ describeOnPostgres("two servers on one PostgreSQL", () => {
     }
   });
 });
+
+describeOnPostgres("events committed late, and rolled back", () => {
+  it("a transaction that commits after later events still gets its leaf; a rolled-back seq is let go", async () => {
+    const t = await startTestApp("postgres");
+    const pg = (await import("pg")).default;
+    const held = new pg.Client(t.url);
+    const gone = new pg.Client(t.url);
+    await held.connect();
+    await gone.connect();
+    const insert = (c: InstanceType<typeof pg.Client>, id: string) =>
+      c.query(
+        `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_role, action, resource_type, outcome, request_id)
+         VALUES ($1, now(), 'admin', 'app.get', 'app', 'allowed', $1)`,
+        [id],
+      );
+    try {
+      await t.app.transparency.flush();
+      await held.query("BEGIN");
+      await insert(held, "evt_late"); // draws a seq, commits only later
+      await gone.query("BEGIN");
+      await insert(gone, "evt_gone"); // draws a seq, never commits
+      await t.call({ method: "GET", url: "/admin/v1/templates" }); // later seqs, committed
+      await t.app.transparency.flush();
+      const holes = async () =>
+        (await t.db.query<{ holes: unknown[] }>("SELECT holes FROM trellis.audit_log_state"))
+          .rows[0]?.holes ?? [];
+      expect((await holes()).length).toBe(2);
+      await held.query("COMMIT");
+      await gone.query("ROLLBACK");
+      await t.app.transparency.flush();
+      const { rows } = await t.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM trellis.audit_leaves l JOIN trellis.audit_events e ON e.seq = l.event_seq WHERE e.event_id = 'evt_late'",
+      );
+      expect(rows[0]?.n).toBe(1);
+      expect((await holes()).length).toBe(1); // the rolled-back one, until it settles
+      t.clock.advance(2); // past the settle time: tied to a snapshot …
+      await t.app.transparency.tick();
+      await t.call({ method: "GET", url: "/admin/v1/templates" });
+      await t.app.transparency.flush(); // … whose transactions have all ended: let go
+      await t.app.transparency.tick();
+      expect(await holes()).toEqual([]);
+      expect((await verifyLog(t.db)).ok).toBe(true);
+    } finally {
+      await held.end();
+      await gone.end();
+      await t.close();
+    }
+  });
+});

@@ -45,12 +45,22 @@ export async function loadNodes(
 ): Promise<NodeSource & { map: Map<string, Hash> }> {
   const map = new Map(also);
   const wanted = keys.filter(([l, i]) => !map.has(nodeKey(l, i)));
-  if (wanted.length > 0) {
+  const leaves = wanted.filter(([l]) => l === 0).map(([, i]) => i);
+  const inner = wanted.filter(([l]) => l > 0);
+  if (leaves.length > 0) {
+    // Level 0 is the leaves' own hashes.
+    const { rows } = await q.query<{ idx: number; hash: Uint8Array }>(
+      "SELECT leaf_index AS idx, hash FROM trellis.audit_leaves WHERE leaf_index = ANY($1::bigint[])",
+      [leaves],
+    );
+    for (const r of rows) map.set(nodeKey(0, Number(r.idx)), new Uint8Array(r.hash));
+  }
+  if (inner.length > 0) {
     const { rows } = await q.query<{ level: number; idx: number; hash: Uint8Array }>(
       `SELECT t.level, t.idx, t.hash FROM trellis.audit_tree t
          JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx)
            ON t.level = w.level AND t.idx = w.idx`,
-      [wanted.map(([l]) => l), wanted.map(([, i]) => i)],
+      [inner.map(([l]) => l), inner.map(([, i]) => i)],
     );
     for (const r of rows) map.set(nodeKey(Number(r.level), Number(r.idx)), new Uint8Array(r.hash));
   }
@@ -92,19 +102,25 @@ export async function appendLeaves(
     );
   }
   await tx.query(
-    `INSERT INTO trellis.audit_leaves (leaf_index, event_seq)
-     SELECT * FROM unnest($1::bigint[], $2::bigint[])`,
-    [leaves.map((_, i) => size + i), leaves.map((l) => l.seq)],
-  );
-  await tx.query(
-    `INSERT INTO trellis.audit_tree (level, idx, hash)
-     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`,
+    `INSERT INTO trellis.audit_leaves (leaf_index, event_seq, hash)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])`,
     [
-      created.map(([l]) => l),
-      created.map(([, i]) => i),
-      created.map(([l, i]) => Buffer.from(src.get(l, i))),
+      leaves.map((_, i) => size + i),
+      leaves.map((l) => l.seq),
+      leaves.map((l) => Buffer.from(l.hash)),
     ],
   );
+  const inner = created.filter(([l]) => l > 0);
+  if (inner.length > 0)
+    await tx.query(
+      `INSERT INTO trellis.audit_tree (level, idx, hash)
+       SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`,
+      [
+        inner.map(([l]) => l),
+        inner.map(([, i]) => i),
+        inner.map(([l, i]) => Buffer.from(src.get(l, i))),
+      ],
+    );
   return to;
 }
 

@@ -32,6 +32,49 @@ const BATCH = 5000;
 const b64 = (h: Uint8Array) => Buffer.from(h).toString("base64");
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
+/**
+ * A seq value the sequencer passed without seeing its event: its transaction was still running
+ * (or had not even got its transaction id: an INSERT draws the seq first), or it rolled back.
+ * After HOLE_SETTLE_MS the hole is tied to a later snapshot's xmax; once every transaction
+ * below that has ended (a snapshot's xmin reaches it) and the event is still not there, it
+ * never will be.
+ */
+interface Hole {
+  seq: number;
+  since: number;
+  xmax?: string;
+}
+const HOLE_SETTLE_MS = 1000;
+/** Beyond this many open holes (a sequence jumped far), the rest are not tracked; `audit verify` reports any event that then stays out of the log. */
+const MAX_HOLES = 100_000;
+
+function nextHoles(
+  holes: Hole[],
+  late: EventRow[],
+  fresh: EventRow[],
+  hi: number,
+  snap: { xmin: string; xmax: string },
+  now: number,
+): Hole[] {
+  const filled = new Set(late.map((r) => Number(r.seq)));
+  const kept: Hole[] = [];
+  for (const h of holes) {
+    if (filled.has(Number(h.seq))) continue;
+    if (h.xmax === undefined) {
+      kept.push(now - h.since >= HOLE_SETTLE_MS ? { ...h, xmax: snap.xmax } : h);
+    } else if (BigInt(snap.xmin) < BigInt(h.xmax)) {
+      kept.push(h); // a transaction that could still write it may be running
+    }
+  }
+  let expect = hi + 1;
+  for (const r of fresh) {
+    for (let s = expect; s < Number(r.seq) && kept.length < MAX_HOLES; s++)
+      kept.push({ seq: s, since: now });
+    expect = Number(r.seq) + 1;
+  }
+  return kept;
+}
+
 /** The sequencer stopped signing: the log and what was published disagree. */
 export class LogHalted extends Error {}
 
@@ -145,38 +188,54 @@ export function transparencyService(deps: {
   /** One sequencer pass. Returns the checkpoint it signed, if any. */
   async function tick(): Promise<Checkpoint | undefined> {
     if (halted) return undefined;
+    const now = clock.now().getTime();
     const signed = await db.transaction(async (tx) => {
+      // One snapshot for the whole pass: what is visible and which transactions were running.
+      await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
       const { rows: lock } = await tx.query<{ ok: boolean }>(
         "SELECT pg_try_advisory_xact_lock($1) AS ok",
         [SEQUENCER_LOCK],
       );
       if (!lock[0]?.ok) return undefined;
-      const { rows: st } = await tx.query<{ tree_size: number; frontier: string; xmin: string }>(
-        `SELECT tree_size, frontier::text AS frontier,
-                pg_snapshot_xmin(pg_current_snapshot())::text AS xmin
+      const { rows: st } = await tx.query<{
+        tree_size: number;
+        hi_seq: number;
+        holes: Hole[];
+        xmin: string;
+        xmax: string;
+      }>(
+        `SELECT tree_size, hi_seq, holes,
+                pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
+                pg_snapshot_xmax(pg_current_snapshot())::text AS xmax
            FROM trellis.audit_log_state FOR UPDATE`,
       );
       const state = st[0];
       if (!state) throw new Error("trellis.audit_log_state is empty");
       const size = Number(state.tree_size);
-      // Every transaction below the previous xmin had ended then, and its events were taken.
-      const { rows } = await tx.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM trellis.audit_events e
-          WHERE e.xid >= $1::xid8
-            AND NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
-          ORDER BY e.seq LIMIT $2`,
-        [state.frontier, BATCH],
+      const hi = Number(state.hi_seq);
+      const { rows: fresh } = await tx.query<EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM trellis.audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+        [hi, BATCH],
       );
-      const frontier = rows.length < BATCH ? state.xmin : state.frontier;
+      const holes = state.holes;
+      const { rows: late } =
+        holes.length > 0
+          ? await tx.query<EventRow>(
+              `SELECT ${EVENT_COLUMNS} FROM trellis.audit_events WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
+              [holes.map((h) => h.seq)],
+            )
+          : { rows: [] as EventRow[] };
+      const rows = [...late, ...fresh];
+      const newHi = fresh.length > 0 ? Number(fresh.at(-1)?.seq) : hi;
       const newSize = await appendLeaves(
         tx,
         size,
         rows.map((r) => ({ seq: Number(r.seq), hash: eventLeafHash(r) })),
       );
-      await tx.query("UPDATE trellis.audit_log_state SET tree_size = $1, frontier = $2::xid8", [
-        newSize,
-        frontier,
-      ]);
+      await tx.query(
+        "UPDATE trellis.audit_log_state SET tree_size = $1, hi_seq = $2, holes = $3::jsonb",
+        [newSize, newHi, JSON.stringify(nextHoles(holes, late, fresh, hi, state, now))],
+      );
       if (newSize === size) return undefined;
       const last = await latestCheckpoint(tx);
       if (last && !sameBytes(await rootOf(tx, last.treeSize), last.root))
