@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import canonicalize from "canonicalize";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { canonicalEvent } from "../src/modules/transparency/log";
 
@@ -46,6 +47,36 @@ describe("canonical JSON (RFC 8785) for audit leaves", () => {
     expect(a).toBe(b);
     expect(a).toBe(
       '{"action":"app.get","diff":{"a":[2,{"c":0,"d":1}],"b":1},"event_id":"evt_1","seq":7}',
+    );
+  });
+
+  it("the fast path for a stored event's columns equals the general RFC 8785 canonicalizer", () => {
+    const text = fc.option(fc.string({ unit: "binary", maxLength: 30 }), { nil: null });
+    fc.assert(
+      fc.property(
+        fc.record({
+          seq: fc.oneof(fc.integer({ min: 1, max: 2 ** 40 }), fc.integer({ min: 1 }).map(String)),
+          event_id: fc.string({ minLength: 1, maxLength: 30 }),
+          occurred_at: fc.string(),
+          actor_id: text,
+          actor_role: fc.constantFrom("admin", "app_user", "anonymous"),
+          action: fc.string(),
+          resource_type: fc.string(),
+          resource_id: text,
+          app_id: text,
+          token_id: text,
+          policy_ids: fc.option(fc.array(fc.string({ unit: "binary" })), { nil: null }),
+          outcome: fc.string(),
+          error_code: text,
+          request_id: fc.string(),
+          diff: fc.option(fc.jsonValue(), { nil: null }),
+        }),
+        (row) => {
+          const expected = canonicalize({ ...row, seq: Number(row.seq) });
+          expect(canonicalEvent(row)).toBe(expected);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });
