@@ -87,6 +87,9 @@ App API (an app token: --token T or TRELLIS_APP_TOKEN):
   requests get APP_ID REQUEST_ID | requests move APP_ID REQUEST_ID reviewing|approved|rejected|withdrawn
             approval-queue apps (an illegal move prints the allowed ones)
 
+  audit export [--format ndjson|csv] [--app A] [--actor S] [--action A] [--outcome O]
+               [--resource-type T] [--resource ID] [--from TIME] [--to TIME]
+            Every matching audit event, oldest first, streamed to stdout
   audit verify [--key VERIFIER_KEY]
             Check the whole audit log in the datastore (stop the server first when it is
             embedded): every event against its leaf, every checkpoint's signature and root;

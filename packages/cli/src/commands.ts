@@ -838,14 +838,46 @@ const auditRow = (e: AuditEvent): string[] => [
   e.error_code ?? "-",
 ];
 
+/** The audit filters of `audit` and `audit export`, from their flags. */
+function auditFilter(values: Partial<Record<keyof typeof AUDIT_FILTERS, string>>) {
+  return {
+    app: values.app,
+    actor: values.actor,
+    action: oneOf<AuditAction>(values.action, "--action", AUDIT_ACTIONS),
+    outcome: oneOf<AuditOutcome>(values.outcome, "--outcome", AUDIT_OUTCOMES),
+    resource_type: values["resource-type"],
+    resource_id: values.resource,
+    from: values.from,
+    to: values.to,
+  };
+}
+
+const AUDIT_FILTERS = {
+  app: { type: "string" },
+  actor: { type: "string" },
+  action: { type: "string" },
+  outcome: { type: "string" },
+  "resource-type": { type: "string" },
+  resource: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+} as const;
+
 async function audit(args: string[], env: Env): Promise<void> {
+  if (args[0] === "export") {
+    const { values } = parse(args.slice(1), { ...AUDIT_FILTERS, format: { type: "string" } }, []);
+    process.stdout.write(
+      await admin(env).audit.export({
+        ...auditFilter(values),
+        format: oneOf(values.format, "--format", ["ndjson", "csv"] as const),
+      }),
+    );
+    return;
+  }
   const { values } = parse(
     args,
     {
-      app: { type: "string" },
-      actor: { type: "string" },
-      action: { type: "string" },
-      outcome: { type: "string" },
+      ...AUDIT_FILTERS,
       limit: { type: "string" },
       cursor: { type: "string" },
       json: { type: "boolean" },
@@ -853,10 +885,7 @@ async function audit(args: string[], env: Env): Promise<void> {
     [],
   );
   const page = await admin(env).audit.list({
-    app: values.app,
-    actor: values.actor,
-    action: oneOf<AuditAction>(values.action, "--action", AUDIT_ACTIONS),
-    outcome: oneOf<AuditOutcome>(values.outcome, "--outcome", AUDIT_OUTCOMES),
+    ...auditFilter(values),
     limit: integer(values.limit, "--limit", 1, PAGE.maxLimit),
     cursor: values.cursor,
   });

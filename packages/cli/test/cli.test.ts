@@ -712,6 +712,16 @@ describe("trellis CLI: event-log, directory and ttl-cache apps", () => {
     expect((await cli(["bookings", "create", id, ...slot], e)).code).toBe(2); // no --end
   });
 
+  it("audit export prints CSV filtered by app; a bad format is a usage error", async () => {
+    const { id } = await appWith("directory", ["create"]);
+    const out = await cli(["audit", "export", "--format", "csv", "--app", id]);
+    expect(out.code).toBe(0);
+    const rows = out.stdout.trimEnd().split("\n");
+    expect(rows[0]?.startsWith("seq,event_id,timestamp,")).toBe(true);
+    expect(rows.slice(1).map((r) => r.split(",")[5])).toEqual(["app.create", "token.create"]);
+    expect((await cli(["audit", "export", "--format", "xlsx"])).code).toBe(2);
+  });
+
   it("apps export to a file and import: the same app, hash checked; templates export", async () => {
     const { id, env: e } = await appWith("directory", ["create"]);
     await cli(["items", "create", id, "--kind", "room", "--attrs", '{"name":"Blue"}'], e);

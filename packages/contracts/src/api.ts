@@ -459,15 +459,26 @@ export const SubmissionPage = z.object({
 export type SubmissionPage = z.infer<typeof SubmissionPage>;
 
 // ── audit ────────────────────────────────────────────────────────────────────────────────
-export const AuditQuery = z.strictObject({
+const auditFilters = {
   app: z.string().max(64).optional(),
   actor: z.string().max(200).optional(),
   action: z.enum(AUDIT_ACTIONS).optional(),
   outcome: z.enum(AUDIT_OUTCOMES).optional(),
-  limit,
-  cursor,
-});
+  resource_type: z.string().max(64).optional(),
+  resource_id: z.string().max(200).optional(),
+  /** Events at or after this instant (ISO 8601 with an offset). */
+  from: z.iso.datetime({ offset: true }).optional(),
+  /** Events before this instant. */
+  to: z.iso.datetime({ offset: true }).optional(),
+};
+export const AuditQuery = z.strictObject({ ...auditFilters, limit, cursor });
 export type AuditQuery = z.infer<typeof AuditQuery>;
+/** `GET /admin/v1/audit/export`: the same filters, every matching event, oldest first, streamed. */
+export const AuditExportQuery = z.strictObject({
+  ...auditFilters,
+  format: z.enum(["ndjson", "csv"]).default("ndjson"),
+});
+export type AuditExportQuery = z.infer<typeof AuditExportQuery>;
 export const AuditPage = z.object({
   items: z.array(AuditEvent),
   next_cursor: z.string().nullable(),

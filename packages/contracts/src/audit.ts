@@ -36,6 +36,7 @@ export const AUDIT_ACTIONS = [
   "token.renew",
   "key.rotate",
   "audit.list",
+  "audit.export",
   "audit.proof",
   "audit.consistency",
   "submission.create",

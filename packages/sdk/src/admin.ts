@@ -6,6 +6,7 @@ import {
   App,
   AppPolicyView,
   ApprovalRequestList,
+  type AuditExportQuery,
   AuditPage,
   type AuditQuery,
   type CreateAppRequest,
@@ -213,6 +214,11 @@ export interface AdminClient {
      * @example const page = await admin.audit.list({ app: app.id, outcome: "denied", limit: 20 });
      */
     list(query?: Partial<AuditQuery>): Promise<AuditPage>;
+    /**
+     * Every matching event, oldest first, as NDJSON or CSV text (the export is itself audited).
+     * @example writeFileSync("audit.csv", await admin.audit.export({ app: app.id, format: "csv" }))
+     */
+    export(query?: Partial<AuditExportQuery>): Promise<string>;
   };
 }
 
@@ -412,10 +418,21 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
             actor: query.actor,
             action: query.action,
             outcome: query.outcome,
+            resource_type: query.resource_type,
+            resource_id: query.resource_id,
+            from: query.from,
+            to: query.to,
             limit: query.limit,
             cursor: query.cursor,
           },
           parse: AuditPage,
+        }),
+      export: (query = {}) =>
+        send<string>(conn, {
+          method: "GET",
+          path: "/admin/v1/audit/export",
+          query: { ...query },
+          raw: true,
         }),
     },
   };

@@ -510,6 +510,15 @@ describe("sdk: the event-log, directory and ttl-cache templates", () => {
     expect((await apiError(admin().apps.upgrade(dir.appId))).code).toBe("upgrade_not_available");
   });
 
+  it("exports the audit log as CSV, filtered by resource", async () => {
+    const dir = await appOf("directory", ["create"]);
+    const csv = await admin().audit.export({ resource_id: dir.appId, format: "csv" });
+    const rows = csv.trimEnd().split("\n");
+    expect(rows[0]?.startsWith("seq,event_id,timestamp")).toBe(true);
+    expect(rows.slice(1).every((r) => r.includes(dir.appId))).toBe(true);
+    expect(rows.length).toBeGreaterThan(1);
+  });
+
   it("a steward approves another admin's custom template; then it is in the catalog", async () => {
     const ana = createAdminClient({
       baseUrl,

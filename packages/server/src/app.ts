@@ -222,7 +222,7 @@ export async function buildApp({
       });
       await admin.register(policyRoutes, { policy, audit });
       await admin.register(tokensRoutes, { apps, tokens, revocations, audit });
-      await admin.register(auditRoutes, { audit });
+      await admin.register(auditRoutes, { audit, db });
       await admin.register(transparencyRoutes, { log: transparency, audit });
     },
     { prefix: "/admin/v1" },

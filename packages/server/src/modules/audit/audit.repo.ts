@@ -56,32 +56,63 @@ export interface EventFilter {
   actor?: string;
   action?: string;
   outcome?: string;
-  beforeSeq?: number;
-  limit: number;
+  resource_type?: string;
+  resource_id?: string;
+  from?: string;
+  to?: string;
 }
+
+/** The WHERE clause of a filter (every field optional), parameters from $1. */
+export function filterSql(f: EventFilter): { where: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const terms: string[] = [];
+  const eq = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    params.push(value);
+    terms.push(`${column} = $${params.length}`);
+  };
+  eq("app_id", f.app);
+  eq("actor_id", f.actor);
+  eq("action", f.action);
+  eq("outcome", f.outcome);
+  eq("resource_type", f.resource_type);
+  eq("resource_id", f.resource_id);
+  if (f.from !== undefined) {
+    params.push(f.from);
+    terms.push(`occurred_at >= $${params.length}::timestamptz`);
+  }
+  if (f.to !== undefined) {
+    params.push(f.to);
+    terms.push(`occurred_at < $${params.length}::timestamptz`);
+  }
+  return { where: terms.length > 0 ? terms.join(" AND ") : "true", params };
+}
+
+export const EVENT_LIST_COLUMNS = `seq, event_id, occurred_at, actor_id, actor_role, action,
+  resource_type, resource_id, app_id, token_id, policy_ids, outcome, error_code, request_id, diff`;
 
 interface Row extends Omit<AuditEvent, "timestamp"> {
   occurred_at: Date;
 }
 
-/** Newest first; filters are optional equalities, the cursor is the last seq seen. */
-export async function listEvents(q: Queryable, f: EventFilter): Promise<AuditEvent[]> {
+export const toEvent = ({ occurred_at, ...r }: Row): AuditEvent => ({
+  ...r,
+  timestamp: occurred_at.toISOString(),
+});
+
+/** Newest first; filters are optional, the cursor is the last seq seen. */
+export async function listEvents(
+  q: Queryable,
+  f: EventFilter & { beforeSeq?: number; limit: number },
+): Promise<AuditEvent[]> {
+  const { where, params } = filterSql(f);
+  params.push(f.beforeSeq ?? null, f.limit);
+  const n = params.length;
   const { rows } = await q.query<Row>(
-    `SELECT seq, event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_id,
-            app_id, token_id, policy_ids, outcome, error_code, request_id, diff
-       FROM trellis.audit_events
-      WHERE ($1::text IS NULL OR app_id = $1) AND ($2::text IS NULL OR actor_id = $2)
-        AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR outcome = $4)
-        AND ($5::bigint IS NULL OR seq < $5)
-      ORDER BY seq DESC LIMIT $6`,
-    [
-      f.app ?? null,
-      f.actor ?? null,
-      f.action ?? null,
-      f.outcome ?? null,
-      f.beforeSeq ?? null,
-      f.limit,
-    ],
+    `SELECT ${EVENT_LIST_COLUMNS} FROM trellis.audit_events
+      WHERE ${where} AND ($${n - 1}::bigint IS NULL OR seq < $${n - 1})
+      ORDER BY seq DESC LIMIT $${n}`,
+    params,
   );
-  return rows.map(({ occurred_at, ...r }) => ({ ...r, timestamp: occurred_at.toISOString() }));
+  return rows.map(toEvent);
 }

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
-import { PassThrough, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { App, TemplateExport } from "@trellis/contracts";
 import { z } from "zod";
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { TrellisError } from "../../lib/errors";
+import { lineStream } from "../../lib/line-stream";
 import { findApp } from "../apps/apps.repo";
 import type { Catalog } from "../catalog/catalog";
 import { customPolicies } from "../policy/policy.repo";
@@ -82,27 +83,16 @@ export async function exportApp(
   const found = await findApp(db, appId);
   const template = found && catalog.get(found.app.template);
   if (!found || !template) throw new TrellisError("app_not_found");
-  const out = new PassThrough();
   const all = createHash("sha256");
   const data = createHash("sha256");
-  const write = async (line: string, isData: boolean) => {
-    const bytes = Buffer.from(`${line}\n`, "utf8");
+  let isData = false;
+  const { stream: out, write: writeLine } = lineStream((bytes) => {
     all.update(bytes);
     if (isData) data.update(bytes);
-    if (!out.write(bytes)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          out.off("close", onClose);
-          resolve();
-        };
-        const onClose = () => {
-          out.off("drain", onDrain);
-          reject(new Error("the client stopped reading the export"));
-        };
-        out.once("drain", onDrain);
-        out.once("close", onClose);
-      });
-    }
+  });
+  const write = (line: string, rowLine: boolean) => {
+    isData = rowLine;
+    return writeLine(line);
   };
   const done = db.transaction(async (tx) => {
     await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
