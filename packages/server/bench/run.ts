@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import pg from "pg";
+import { auditLogReport, benchAuditLog } from "./audit-log";
 import { benchPolicy, type PolicyBenchResult } from "./policy";
 
 // ── knobs ──────────────────────────────────────────────────────────────────────────────────
@@ -45,6 +46,8 @@ const SYNC_COMMIT = process.env.BENCH_SYNCHRONOUS_COMMIT || undefined;
 const JSON_OUT = process.env.BENCH_JSON || undefined;
 /** Milliseconds per round and variant of the in-process policy decision bench. */
 const POLICY_MS = intEnv("BENCH_POLICY_MS", 1000, 50, 60_000);
+/** Events the audit-log bench fills its log to (verify rate, proof latency); 0 skips it. */
+const AUDIT_EVENTS = intEnv("BENCH_AUDIT_EVENTS", 1_000_000, 0, 50_000_000);
 /** Diagnostic: also measure `sqlfn`, the gateway's SQL function called from an ungoverned route. */
 const DIAG = process.env.BENCH_DIAG === "1";
 /**
@@ -1061,9 +1064,12 @@ async function main() {
   log(`bench: policy decisions, ${ROUNDS} rounds x ${POLICY_MS} ms per variant…`);
   const policy = benchPolicy(ROUNDS, POLICY_MS);
 
+  const auditLog = AUDIT_EVENTS > 0 ? await benchAuditLog(BASE_URL, AUDIT_EVENTS, log) : undefined;
+
   const meta = { postgres, cpus: availableParallelism() };
   process.stdout.write(report(results, meta));
   process.stdout.write(policyReport(policy));
+  if (auditLog) process.stdout.write(auditLogReport(auditLog));
   process.stdout.write(`audit events in the bench database: ${JSON.stringify(audit)}\n`);
   if (JSON_OUT) {
     const out = {
@@ -1079,6 +1085,7 @@ async function main() {
       results,
       policy,
       audit,
+      audit_log: auditLog,
     };
     writeFileSync(JSON_OUT, `${JSON.stringify(out, null, 2)}\n`);
     log(`bench: wrote ${JSON_OUT}`);
