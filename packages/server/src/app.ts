@@ -39,6 +39,7 @@ import { revocationsService } from "./modules/tokens/revocations";
 import { tokensRoutes } from "./modules/tokens/tokens.routes";
 import { tokensService } from "./modules/tokens/tokens.service";
 import { loadNoteSigner } from "./modules/transparency/note";
+import { auditSinks } from "./modules/transparency/sinks";
 import {
   publicTransparencyRoutes,
   transparencyRoutes,
@@ -53,6 +54,8 @@ declare module "fastify" {
   interface FastifyInstance {
     /** The verifiable audit log (sequencer, checkpoints, proofs). */
     transparency: TransparencyService;
+    /** The audit log's near-real-time copies (file, webhook). */
+    auditSinks: ReturnType<typeof auditSinks>;
   }
 }
 
@@ -241,5 +244,16 @@ export async function buildApp({
   );
   await transparency.start();
   app.decorate("transparency", transparency);
+  const sinks = auditSinks({
+    db,
+    clock,
+    file: config.auditSinkFile,
+    webhook: config.auditWebhook,
+    intervalMs: config.auditMergeDelayMs,
+    log: { warn: (obj, msg) => app.log.warn(obj, msg) },
+  });
+  sinks.start();
+  app.decorate("auditSinks", sinks);
+  app.addHook("onClose", () => sinks.stop());
   return app;
 }

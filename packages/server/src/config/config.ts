@@ -93,6 +93,25 @@ const VARIABLES = {
     default: "1000",
     schema: z.coerce.number().int().min(10).max(60_000),
   },
+  TRELLIS_AUDIT_SINK_FILE: {
+    describe:
+      "A file every audit event is appended to as NDJSON once it is in the Merkle tree (with its leaf index); resumes after its last line.",
+    default: "",
+    schema: z.string().max(1000),
+  },
+  TRELLIS_AUDIT_WEBHOOK_URL: {
+    describe:
+      "An http(s) URL that receives every audit event once it is in the tree, in batches, signed with HMAC-SHA256 (x-trellis-signature), retried until acknowledged (2xx).",
+    default: "",
+    schema: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]),
+  },
+  TRELLIS_AUDIT_WEBHOOK_SECRET: {
+    describe:
+      "The webhook's HMAC key (at least 32 characters); required with TRELLIS_AUDIT_WEBHOOK_URL.",
+    default: undefined,
+    secret: true,
+    schema: z.string().min(32, "must be at least 32 characters").max(512).optional(),
+  },
   TRELLIS_AUDIT_ANCHOR_DIR: {
     describe:
       "Folder where every signed audit checkpoint is also written, one file each, never overwritten (default: <data dir>/audit-anchors).",
@@ -126,6 +145,9 @@ export interface Config {
   auditMergeDelayMs: number;
   /** Where checkpoints are anchored (a folder; one file per checkpoint). */
   auditAnchorDir: string;
+  /** Near-real-time copies of the audit log. */
+  auditSinkFile: string | undefined;
+  auditWebhook: { url: string; secret: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -163,6 +185,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       "TRELLIS_TOKEN_MAX_TTL_PROD must not exceed TRELLIS_TOKEN_MAX_TTL_DEV (prod tokens live shorter)",
     );
   }
+  if (problems.length === 0 && p.TRELLIS_AUDIT_WEBHOOK_URL && !p.TRELLIS_AUDIT_WEBHOOK_SECRET)
+    problems.push("TRELLIS_AUDIT_WEBHOOK_URL needs TRELLIS_AUDIT_WEBHOOK_SECRET (the HMAC key)");
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: p.TRELLIS_PORT,
@@ -189,6 +213,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     auditAnchorDir: resolve(
       p.TRELLIS_AUDIT_ANCHOR_DIR || join(p.TRELLIS_DATA_DIR, "audit-anchors"),
     ),
+    auditSinkFile: p.TRELLIS_AUDIT_SINK_FILE ? resolve(p.TRELLIS_AUDIT_SINK_FILE) : undefined,
+    auditWebhook:
+      p.TRELLIS_AUDIT_WEBHOOK_URL && p.TRELLIS_AUDIT_WEBHOOK_SECRET
+        ? { url: p.TRELLIS_AUDIT_WEBHOOK_URL, secret: p.TRELLIS_AUDIT_WEBHOOK_SECRET }
+        : undefined,
   };
 }
 
