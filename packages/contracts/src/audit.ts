@@ -37,6 +37,7 @@ export const AUDIT_ACTIONS = [
   "key.rotate",
   "audit.list",
   "audit.export",
+  "audit.prune",
   "audit.proof",
   "audit.consistency",
   "submission.create",

@@ -146,6 +146,8 @@ export async function buildApp({
     signer: await loadNoteSigner(db, clock, masterKey),
     mergeDelayMs: config.auditMergeDelayMs,
     anchorDir: config.auditAnchorDir,
+    retentionDays: config.auditRetentionDays,
+    audit,
     log: { error: (obj, msg) => logError(obj, msg) },
   });
   const upgrades = upgradeService({ db, catalog, audit, apps });

@@ -93,6 +93,12 @@ const VARIABLES = {
     default: "1000",
     schema: z.coerce.number().int().min(10).max(60_000),
   },
+  TRELLIS_AUDIT_RETENTION_DAYS: {
+    describe:
+      "Days audit events are kept in full; older ones are pruned to their hashes (the tree still verifies). 0 keeps them forever. Separate from apps' data retention.",
+    default: "2555",
+    schema: z.coerce.number().int().min(0).max(36_500),
+  },
   TRELLIS_AUDIT_SINK_FILE: {
     describe:
       "A file every audit event is appended to as NDJSON once it is in the Merkle tree (with its leaf index); resumes after its last line.",
@@ -145,6 +151,8 @@ export interface Config {
   auditMergeDelayMs: number;
   /** Where checkpoints are anchored (a folder; one file per checkpoint). */
   auditAnchorDir: string;
+  /** Days audit events are kept in full (0: forever). */
+  auditRetentionDays: number;
   /** Near-real-time copies of the audit log. */
   auditSinkFile: string | undefined;
   auditWebhook: { url: string; secret: string } | undefined;
@@ -213,6 +221,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     auditAnchorDir: resolve(
       p.TRELLIS_AUDIT_ANCHOR_DIR || join(p.TRELLIS_DATA_DIR, "audit-anchors"),
     ),
+    auditRetentionDays: p.TRELLIS_AUDIT_RETENTION_DAYS,
     auditSinkFile: p.TRELLIS_AUDIT_SINK_FILE ? resolve(p.TRELLIS_AUDIT_SINK_FILE) : undefined,
     auditWebhook:
       p.TRELLIS_AUDIT_WEBHOOK_URL && p.TRELLIS_AUDIT_WEBHOOK_SECRET

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { TrellisError } from "../../lib/errors";
+import type { AuditService } from "../audit/audit.service";
 import {
   appendLeaves,
   canonicalEvent,
@@ -98,9 +99,13 @@ export function transparencyService(deps: {
   signer: NoteSigner;
   mergeDelayMs: number;
   anchorDir: string;
+  /** Days audit events are kept in full (0: forever). */
+  retentionDays?: number;
+  audit?: Pick<AuditService, "record">;
   log?: { error(obj: unknown, msg: string): void };
 }) {
   const { db, clock, signer, mergeDelayMs, anchorDir } = deps;
+  let pruneTimer: NodeJS.Timeout | undefined;
   let halted: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
@@ -283,11 +288,69 @@ export function transparencyService(deps: {
       Math.max(5, Math.floor(mergeDelayMs / 2)),
     );
     timer.unref();
+    if ((deps.retentionDays ?? 0) > 0) {
+      pruneTimer = setInterval(
+        () => void prune().catch((err) => deps.log?.error({ err }, "audit prune failed")),
+        3_600_000,
+      );
+      pruneTimer.unref();
+    }
   }
 
   async function stop() {
     if (timer) clearInterval(timer);
+    if (pruneTimer) clearInterval(pruneTimer);
     await running;
+  }
+
+  /**
+   * Retention: events older than the retention period, and already in the tree, lose their rows
+   * (their leaves keep the hashes, so every checkpoint still verifies). The prune is an audit
+   * event itself (`audit.prune`, `diff.below_leaf`), written first, in the same transaction;
+   * prune events are never pruned. Returns the leaf below which rows are gone, and how many went.
+   */
+  async function prune(): Promise<{ below: number; deleted: number }> {
+    const days = deps.retentionDays ?? 0;
+    if (days <= 0 || !deps.audit) return { below: 0, deleted: 0 };
+    const audit = deps.audit;
+    const cutoff = new Date(clock.now().getTime() - days * 86_400_000);
+    return db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK]);
+      const { rows } = await tx.query<{ keep: number | null; size: number; done: number | null }>(
+        `SELECT (SELECT min(l.leaf_index) FROM trellis.audit_leaves l
+                   JOIN trellis.audit_events e ON e.seq = l.event_seq
+                  WHERE e.occurred_at >= $1) AS keep,
+                (SELECT tree_size FROM trellis.audit_log_state) AS size,
+                (SELECT max((diff->>'below_leaf')::bigint) FROM trellis.audit_events
+                  WHERE action = 'audit.prune') AS done`,
+        [cutoff],
+      );
+      const r = rows[0];
+      const below = Number(r?.keep ?? r?.size ?? 0);
+      if (below <= Number(r?.done ?? 0)) return { below: Number(r?.done ?? 0), deleted: 0 };
+      await audit.record(
+        {
+          requestId: "retention",
+          actorId: "system:retention",
+          actorRole: "admin",
+          appId: null,
+          tokenId: null,
+        },
+        {
+          action: "audit.prune",
+          resourceType: "audit_log",
+          diff: { below_leaf: below, cutoff: cutoff.toISOString(), retention_days: days },
+        },
+        tx,
+      );
+      await tx.query("SELECT set_config('trellis.audit_prune_below', $1, true)", [String(below)]);
+      const del = await tx.query(
+        `DELETE FROM trellis.audit_events e USING trellis.audit_leaves l
+          WHERE l.event_seq = e.seq AND l.leaf_index < $1 AND e.action <> 'audit.prune'`,
+        [below],
+      );
+      return { below, deleted: del.rowCount };
+    });
   }
 
   /** An event's inclusion proof against the newest checkpoint (or the given tree size). */
@@ -360,6 +423,7 @@ export function transparencyService(deps: {
   return {
     tick,
     flush,
+    prune,
     start,
     stop,
     proof,

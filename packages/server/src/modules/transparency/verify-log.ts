@@ -31,6 +31,8 @@ export interface VerifyReport {
   tree_size: number;
   events: number;
   checkpoints: number;
+  /** Leaves whose events were pruned by retention (their hashes stand for them). */
+  pruned: number;
   problem?: VerifyProblem;
 }
 
@@ -76,7 +78,13 @@ export async function verifyLog(
   const { rows: cps } = await q.query<{ tree_size: number; note: string }>(
     "SELECT tree_size, note FROM trellis.audit_checkpoints ORDER BY tree_size",
   );
-  const report: VerifyReport = { ok: true, tree_size: size, events: 0, checkpoints: 0 };
+  const report: VerifyReport = {
+    ok: true,
+    tree_size: size,
+    events: 0,
+    checkpoints: 0,
+    pruned: 0,
+  };
   const fail = (problem: VerifyProblem): VerifyReport => ({ ...report, ok: false, problem });
   const key =
     opts.verifierKey ??
@@ -89,7 +97,33 @@ export async function verifyLog(
       message: `checkpoint ${last.size} is larger than the tree (${size} leaves): leaves were removed`,
     });
 
+  // Rows the log itself says were pruned (retention): below the highest `audit.prune` mark.
+  const { rows: pr } = await q.query<{ below: number | null }>(
+    "SELECT max((diff->>'below_leaf')::bigint) AS below FROM trellis.audit_events WHERE action = 'audit.prune'",
+  );
+  const prunedBelow = Number(pr[0]?.below ?? 0);
   const range = new CompactRange();
+  /** A stored checkpoint at the current size: signed by the key, over the rebuilt root. */
+  const checkCheckpoint = (cp: { size: number; note: string }): VerifyProblem | undefined => {
+    let signedRoot: Uint8Array;
+    try {
+      const v = verifyCheckpoint(cp.note, key);
+      if (v.treeSize !== cp.size) throw new Error("its size is not its row's");
+      signedRoot = v.rootHash;
+    } catch (err) {
+      return {
+        kind: "checkpoint_signature",
+        message: `checkpoint ${cp.size} does not verify: ${(err as Error).message}`,
+      };
+    }
+    if (!Buffer.from(signedRoot).equals(Buffer.from(range.root() as Hash)))
+      return {
+        kind: "checkpoint_root",
+        message: `checkpoint ${cp.size} signs another root than the events give (a changed leaf before it, or a forked checkpoint)`,
+      };
+    report.checkpoints += 1;
+    return undefined;
+  };
   let next = 0; // the next checkpoint to check
   type Row = EventRow & {
     leaf_index: number;
@@ -128,6 +162,20 @@ export async function verifyLog(
       const r = rows[i - from];
       if (!r || Number(r.leaf_index) !== i)
         return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
+      if (!r.found && i < prunedBelow) {
+        // Pruned by retention: the stored leaf hash stands for the event.
+        range.append(new Uint8Array(r.leaf_hash));
+        report.pruned += 1;
+        while (
+          next < checkpoints.length &&
+          (checkpoints[next] as { size: number }).size === range.size
+        ) {
+          const bad = checkCheckpoint(checkpoints[next] as { size: number; note: string });
+          if (bad) return fail(bad);
+          next += 1;
+        }
+        continue;
+      }
       if (!r.found)
         return fail({
           kind: "event_missing",
@@ -149,24 +197,8 @@ export async function verifyLog(
         next < checkpoints.length &&
         (checkpoints[next] as { size: number }).size === range.size
       ) {
-        const cp = checkpoints[next] as { size: number; note: string };
-        let signedRoot: Uint8Array;
-        try {
-          const v = verifyCheckpoint(cp.note, key);
-          if (v.treeSize !== cp.size) throw new Error("its size is not its row's");
-          signedRoot = v.rootHash;
-        } catch (err) {
-          return fail({
-            kind: "checkpoint_signature",
-            message: `checkpoint ${cp.size} does not verify: ${(err as Error).message}`,
-          });
-        }
-        if (!Buffer.from(signedRoot).equals(Buffer.from(range.root() as Hash)))
-          return fail({
-            kind: "checkpoint_root",
-            message: `checkpoint ${cp.size} signs another root than the events give (a changed leaf before it, or a forked checkpoint)`,
-          });
-        report.checkpoints += 1;
+        const bad = checkCheckpoint(checkpoints[next] as { size: number; note: string });
+        if (bad) return fail(bad);
         next += 1;
       }
     }
