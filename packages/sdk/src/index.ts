@@ -45,9 +45,11 @@ export type { ConnectionOptions } from "./http";
 export {
   leafHash,
   nodeHash,
+  parseCosignerKey,
   parseVerifierKey,
   type VerifiedCheckpoint,
   verifyCheckpoint,
   verifyConsistency,
+  verifyCosignature,
   verifyInclusion,
 } from "./verify.js";

@@ -37,3 +37,11 @@ export interface VerifiedCheckpoint {
 }
 /** Verifies a signed checkpoint against a verifier key; throws an Error saying what is wrong. */
 export function verifyCheckpoint(noteText: string, verifierKey: string): VerifiedCheckpoint;
+/** A witness (cosigner) verifier key `<name>+<key id>+<base64(0x04 || Ed25519 key)>`, checked. */
+export function parseCosignerKey(verifierKey: string): {
+  name: string;
+  keyId: string;
+  publicKey: Uint8Array;
+};
+/** Verifies a witness's C2SP cosignature/v1 on a checkpoint; throws an Error saying what is wrong. */
+export function verifyCosignature(noteText: string, witnessKey: string): { timestamp: number };

@@ -207,3 +207,55 @@ export function verifyCheckpoint(noteText, verifierKey) {
     throw new Error("the root hash is not 32 bytes of base64");
   return { origin, treeSize: Number(sizeText), rootHash, extensions };
 }
+
+// ── C2SP tlog-cosignature/v1 (Ed25519) ─────────────────────────────────────────────────────
+const COSIGNATURE_V1 = 0x04;
+
+/** A cosigner (witness) verifier key `<name>+<key id>+<base64(0x04 || Ed25519 key)>`, checked. */
+export function parseCosignerKey(verifierKey) {
+  if (typeof verifierKey !== "string") throw new TypeError("the verifier key must be a string");
+  const first = verifierKey.indexOf("+");
+  const second = first < 0 ? -1 : verifierKey.indexOf("+", first + 1);
+  if (first < 0 || second < 0) throw new Error("a verifier key is <name>+<key id>+<key>");
+  const name = verifierKey.slice(0, first);
+  const idHex = verifierKey.slice(first + 1, second);
+  const b64 = verifierKey.slice(second + 1);
+  const raw = new Uint8Array(Buffer.from(b64, "base64"));
+  if (!name || /[\s+]/.test(name)) throw new Error("the key name is empty or has spaces or +");
+  if (raw.length !== 33 || raw[0] !== COSIGNATURE_V1 || Buffer.from(raw).toString("base64") !== b64)
+    throw new Error("the key is not a base64 Ed25519 cosignature/v1 key");
+  const publicKey = raw.slice(1);
+  const id = sha256(new TextEncoder().encode(`${name}\n`), Uint8Array.of(COSIGNATURE_V1), publicKey).slice(0, 4);
+  if (Buffer.from(id).toString("hex") !== idHex) throw new Error("the key id does not match the key");
+  return { name, keyId: idHex, publicKey };
+}
+
+/**
+ * Verifies a witness's cosignature (C2SP tlog-cosignature/v1, Ed25519) on a checkpoint note:
+ * a signature line by that witness whose timestamped signature verifies over
+ * "cosignature/v1\ntime <t>\n" + the note body. Returns `{ timestamp }`; throws an Error
+ * saying what is wrong. (Check the log's own signature with verifyCheckpoint.)
+ */
+export function verifyCosignature(noteText, witnessKey) {
+  if (typeof noteText !== "string") throw new TypeError("the checkpoint must be a string");
+  const key = parseCosignerKey(witnessKey);
+  const split = noteText.indexOf("\n\n");
+  if (split < 0 || !noteText.endsWith("\n")) throw new Error("not a signed note");
+  const body = noteText.slice(0, split + 1);
+  const pub = createPublicKey({
+    key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(key.publicKey).toString("base64url") },
+    format: "jwk",
+  });
+  for (const line of noteText.slice(split + 2, -1).split("\n")) {
+    const [dash, name, b64] = line.split(" ");
+    if (dash !== EM_DASH || name !== key.name || !b64) continue;
+    const sig = Buffer.from(b64, "base64");
+    if (sig.length !== 4 + 8 + 64 || sig.subarray(0, 4).toString("hex") !== key.keyId) continue;
+    const timestamp = sig.readBigUInt64BE(4);
+    if (timestamp > 2n ** 63n - 1n) continue;
+    const message = `cosignature/v1\ntime ${timestamp}\n${body}`;
+    if (cryptoVerify(null, Buffer.from(message, "utf8"), pub, sig.subarray(12)))
+      return { timestamp: Number(timestamp) };
+  }
+  throw new Error("no cosignature by this witness verifies");
+}

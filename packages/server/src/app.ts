@@ -43,11 +43,13 @@ import { auditSinks } from "./modules/transparency/sinks";
 import {
   publicTransparencyRoutes,
   transparencyRoutes,
+  witnessRoutes,
 } from "./modules/transparency/transparency.routes";
 import {
   type TransparencyService,
   transparencyService,
 } from "./modules/transparency/transparency.service";
+import { loadCosigner, witnessService } from "./modules/transparency/witness";
 import { upgradeRoutes } from "./modules/upgrades/upgrade.routes";
 
 declare module "fastify" {
@@ -148,6 +150,7 @@ export async function buildApp({
     anchorDir: config.auditAnchorDir,
     retentionDays: config.auditRetentionDays,
     audit,
+    witness: config.auditWitness,
     log: { error: (obj, msg) => logError(obj, msg) },
   });
   const upgrades = upgradeService({ db, catalog, audit, apps });
@@ -210,6 +213,17 @@ export async function buildApp({
 
   await app.register(jwksRoutes, { keys });
   await app.register(publicTransparencyRoutes, { log: transparency });
+  if (config.witnessLogs.length > 0) {
+    const cosigner = await loadCosigner(
+      db,
+      clock,
+      masterKey,
+      `${transparency.signer.origin}/witness`,
+    );
+    await app.register(witnessRoutes, {
+      witness: witnessService({ db, clock, cosigner, logs: config.witnessLogs }),
+    });
+  }
 
   await app.register(
     async (admin) => {

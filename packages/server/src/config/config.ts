@@ -118,6 +118,24 @@ const VARIABLES = {
     secret: true,
     schema: z.string().min(32, "must be at least 32 characters").max(512).optional(),
   },
+  TRELLIS_AUDIT_WITNESS_URL: {
+    describe:
+      "A witness (C2SP tlog-witness; another Trellis can be one) every checkpoint is sent to for a cosignature, e.g. https://witness.example.org.",
+    default: "",
+    schema: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]),
+  },
+  TRELLIS_AUDIT_WITNESS_KEY: {
+    describe:
+      "The witness's verifier key (<name>+<key id>+<base64 key>, type cosignature/v1); required with TRELLIS_AUDIT_WITNESS_URL.",
+    default: "",
+    schema: z.string().max(500),
+  },
+  TRELLIS_WITNESS_LOGS: {
+    describe:
+      "Verifier keys, comma-separated, of the logs this instance witnesses (POST /witness/add-checkpoint); empty: not a witness.",
+    default: "",
+    schema: z.string().max(20_000),
+  },
   TRELLIS_AUDIT_ANCHOR_DIR: {
     describe:
       "Folder where every signed audit checkpoint is also written, one file each, never overwritten (default: <data dir>/audit-anchors).",
@@ -156,6 +174,10 @@ export interface Config {
   /** Near-real-time copies of the audit log. */
   auditSinkFile: string | undefined;
   auditWebhook: { url: string; secret: string } | undefined;
+  /** The witness this log's checkpoints are sent to. */
+  auditWitness: { url: string; key: string } | undefined;
+  /** The logs this instance witnesses (their verifier keys). */
+  witnessLogs: string[];
 }
 
 export class ConfigError extends Error {
@@ -195,6 +217,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   if (problems.length === 0 && p.TRELLIS_AUDIT_WEBHOOK_URL && !p.TRELLIS_AUDIT_WEBHOOK_SECRET)
     problems.push("TRELLIS_AUDIT_WEBHOOK_URL needs TRELLIS_AUDIT_WEBHOOK_SECRET (the HMAC key)");
+  if (
+    problems.length === 0 &&
+    Boolean(p.TRELLIS_AUDIT_WITNESS_URL) !== Boolean(p.TRELLIS_AUDIT_WITNESS_KEY)
+  )
+    problems.push("TRELLIS_AUDIT_WITNESS_URL and TRELLIS_AUDIT_WITNESS_KEY go together");
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: p.TRELLIS_PORT,
@@ -227,6 +254,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       p.TRELLIS_AUDIT_WEBHOOK_URL && p.TRELLIS_AUDIT_WEBHOOK_SECRET
         ? { url: p.TRELLIS_AUDIT_WEBHOOK_URL, secret: p.TRELLIS_AUDIT_WEBHOOK_SECRET }
         : undefined,
+    auditWitness:
+      p.TRELLIS_AUDIT_WITNESS_URL && p.TRELLIS_AUDIT_WITNESS_KEY
+        ? { url: p.TRELLIS_AUDIT_WITNESS_URL.replace(/\/+$/, ""), key: p.TRELLIS_AUDIT_WITNESS_KEY }
+        : undefined,
+    witnessLogs: p.TRELLIS_WITNESS_LOGS.split(",")
+      .map((k) => k.trim())
+      .filter(Boolean),
   };
 }
 

@@ -4,6 +4,7 @@ import { auditContext } from "../../http/context";
 import { TrellisError } from "../../lib/errors";
 import type { AuditService } from "../audit/audit.service";
 import type { TransparencyService } from "./transparency.service";
+import type { WitnessService } from "./witness";
 
 const Size = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -12,12 +13,10 @@ export const publicTransparencyRoutes: FastifyPluginAsyncZod<{
   log: TransparencyService;
 }> = async (app, { log }) => {
   app.get("/audit/checkpoint", async (_req, reply) => {
-    const cp = await log.latestCheckpoint();
-    if (!cp) throw new TrellisError("not_found");
-    return reply
-      .type("text/plain; charset=utf-8")
-      .header("cache-control", "no-store")
-      .send(cp.note);
+    // With every cosignature the witnesses returned for it.
+    const note = await log.publishedCheckpoint();
+    if (!note) throw new TrellisError("not_found");
+    return reply.type("text/plain; charset=utf-8").header("cache-control", "no-store").send(note);
   });
   app.get("/audit/key", async (_req, reply) =>
     reply.type("text/plain; charset=utf-8").send(`${log.signer.verifierKey}\n`),
@@ -66,4 +65,29 @@ export const transparencyRoutes: FastifyPluginAsyncZod<{
       return p;
     },
   );
+};
+
+/**
+ * The witness endpoint (C2SP tlog-witness `add-checkpoint`), public like the checkpoint: what it
+ * cosigns is checked against the log's key and a consistency proof, so no credential is needed.
+ * Registered only when this instance witnesses some log.
+ */
+export const witnessRoutes: FastifyPluginAsyncZod<{ witness: WitnessService }> = async (
+  app,
+  { witness },
+) => {
+  app.addContentTypeParser("text/plain", { parseAs: "string" }, (_req, body, done) =>
+    done(null, body),
+  );
+  app.get("/witness/key", async (_req, reply) =>
+    reply.type("text/plain; charset=utf-8").send(`${witness.verifierKey}\n`),
+  );
+  app.post("/witness/add-checkpoint", async (req, reply) => {
+    if (typeof req.body !== "string") throw new TrellisError("unsupported_media_type");
+    const answer = await witness.addCheckpoint(req.body);
+    return reply
+      .code(answer.status)
+      .type(answer.status === 409 ? "text/x.tlog.size" : "text/plain; charset=utf-8")
+      .send(answer.body);
+  });
 };

@@ -8,6 +8,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { parseCosignerKey, verifyCosignature } from "@trellis/sdk/verify";
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { TrellisError } from "../../lib/errors";
@@ -102,6 +103,8 @@ export function transparencyService(deps: {
   /** Days audit events are kept in full (0: forever). */
   retentionDays?: number;
   audit?: Pick<AuditService, "record">;
+  /** A witness every new checkpoint is sent to (C2SP tlog-witness). */
+  witness?: { url: string; key: string };
   log?: { error(obj: unknown, msg: string): void };
 }) {
   const { db, clock, signer, mergeDelayMs, anchorDir } = deps;
@@ -255,8 +258,69 @@ export function transparencyService(deps: {
       );
       return { treeSize: newSize, root, note };
     });
-    if (signed) anchor(signed);
+    if (signed) {
+      anchor(signed);
+      // A witness that is down never stops the log: the next checkpoint tries again.
+      await witnessCheckpoint(signed).catch((err) =>
+        deps.log?.error({ err }, "audit log: the witness did not cosign"),
+      );
+    }
     return signed;
+  }
+
+  /**
+   * Sends a checkpoint to the witness with a consistency proof from the last size it cosigned
+   * for us (a 409 names its size: resend from there), verifies the cosignature it returns with
+   * its key, and keeps it.
+   */
+  async function witnessCheckpoint(cp: Checkpoint): Promise<void> {
+    const w = deps.witness;
+    if (!w) return;
+    const name = parseCosignerKey(w.key).name;
+    const { rows } = await db.query<{ n: number | null }>(
+      "SELECT max(tree_size) AS n FROM trellis.audit_cosignatures WHERE witness = $1",
+      [name],
+    );
+    let old = Number(rows[0]?.n ?? 0);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (old > cp.treeSize)
+        throw new Error(`the witness has size ${old}, beyond this log's ${cp.treeSize}`);
+      const proof =
+        old > 0 && old < cp.treeSize ? await consistencyProof(db, old, cp.treeSize) : [];
+      const body = `old ${old}\n${proof.map((h) => `${b64(h)}\n`).join("")}\n${cp.note}`;
+      const res = await fetch(`${w.url}/witness/add-checkpoint`, {
+        method: "POST",
+        headers: { "content-type": "text/plain; charset=utf-8" },
+        body,
+        redirect: "error",
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await res.text();
+      if (res.status === 409 && /^\d+\n?$/.test(text)) {
+        old = Number(text.trim());
+        continue;
+      }
+      if (!res.ok) throw new Error(`the witness answered ${res.status}: ${text.slice(0, 200)}`);
+      const line = text.trimEnd();
+      verifyCosignature(`${cp.note}${line}\n`, w.key); // throws unless the witness signed this
+      await db.query(
+        `INSERT INTO trellis.audit_cosignatures (tree_size, witness, line, created_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+        [cp.treeSize, name, line, clock.now()],
+      );
+      return;
+    }
+  }
+
+  /** The newest checkpoint with every cosignature the witnesses returned for it. */
+  async function publishedCheckpoint(): Promise<string | undefined> {
+    const cp = await latestCheckpoint();
+    if (!cp) return undefined;
+    const { rows } = await db.query<{ line: string }>(
+      "SELECT line FROM trellis.audit_cosignatures WHERE tree_size = $1 ORDER BY witness",
+      [cp.treeSize],
+    );
+    return cp.note + rows.map((r) => `${r.line}\n`).join("");
   }
 
   /** Runs ticks until nothing is left (tests, shutdown). */
@@ -429,6 +493,7 @@ export function transparencyService(deps: {
     proof,
     consistency,
     latestCheckpoint: () => latestCheckpoint(),
+    publishedCheckpoint,
     status: () => ({ halted: halted ?? null }),
     signer,
   };
