@@ -1,4 +1,10 @@
-import { checkTemplateDir, describeConfig, startServer, verifyStoredLog } from "@trellis/server";
+import {
+  checkTemplateDir,
+  describeConfig,
+  startServer,
+  verifyLogFile,
+  verifyStoredLog,
+} from "@trellis/server";
 import { CLIENT_COMMANDS, type ClientCommand, DEFAULT_URL, runClientCommand } from "./commands";
 import { clean, HelpRequested, PolicyTestsFailed, printError, UsageError } from "./output";
 
@@ -90,10 +96,11 @@ App API (an app token: --token T or TRELLIS_APP_TOKEN):
   audit export [--format ndjson|csv] [--app A] [--actor S] [--action A] [--outcome O]
                [--resource-type T] [--resource ID] [--from TIME] [--to TIME]
             Every matching audit event, oldest first, streamed to stdout
-  audit verify [--key VERIFIER_KEY]
+  audit verify [--key VERIFIER_KEY] [--file LOG_EXPORT]
             Check the whole audit log in the datastore (stop the server first when it is
             embedded): every event against its leaf, every checkpoint's signature and root;
-            exit 0 only when all verify, else the first bad event is named
+            exit 0 only when all verify, else the first bad event is named. --file checks an
+            export from GET /admin/v1/audit/log-export instead (with --key)
   help      Show this text (also: trellis <command> --help)
 
 Exit codes: 0 done, 1 the server refused or could not be reached, 2 usage error.
@@ -176,29 +183,44 @@ async function template(args: string[]): Promise<number> {
   return 1;
 }
 
-/** `trellis audit verify [--key VERIFIER_KEY]`: exit 0 only when the whole log verifies. */
+/**
+ * `trellis audit verify [--key VERIFIER_KEY] [--file EXPORT]`: exit 0 only when the whole log
+ * verifies, from the datastore or from a log export (which needs the key: nothing in a file
+ * vouches for itself).
+ */
 async function auditVerify(
   args: string[],
   env: Record<string, string | undefined>,
 ): Promise<number> {
-  const keyAt = args.indexOf("--key");
-  const key = keyAt >= 0 ? args[keyAt + 1] : undefined;
-  const rest = keyAt >= 0 ? args.filter((_, i) => i !== keyAt && i !== keyAt + 1) : args;
-  if (rest.length > 0 || (keyAt >= 0 && !key)) {
-    process.stderr.write("usage: trellis audit verify [--key VERIFIER_KEY]\n");
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i += 2) {
+    const [name, value] = [args[i], args[i + 1]];
+    if ((name !== "--key" && name !== "--file") || value === undefined || value.startsWith("--")) {
+      process.stderr.write("usage: trellis audit verify [--key VERIFIER_KEY] [--file EXPORT]\n");
+      return 2;
+    }
+    flags.set(name, value);
+  }
+  const key = flags.get("--key");
+  const file = flags.get("--file");
+  if (file && !key) {
+    process.stderr.write(
+      "trellis: --file needs --key (the log's verifier key, from a source you trust)\n",
+    );
     return 2;
   }
   let shown = 0;
   try {
-    const report = await verifyStoredLog(env, {
-      verifierKey: key,
-      onProgress: (done, total) => {
-        if (done === total || done - shown >= 50_000) {
-          shown = done;
-          process.stderr.write(`verified ${done}/${total} events\n`);
-        }
-      },
-    });
+    const onProgress = (done: number, total: number) => {
+      if (done === total || done - shown >= 50_000) {
+        shown = done;
+        process.stderr.write(`verified ${done}/${total} events\n`);
+      }
+    };
+    const report =
+      file && key
+        ? await verifyLogFile(file, key, onProgress)
+        : await verifyStoredLog(env, { verifierKey: key, onProgress });
     if (report.ok) {
       process.stdout.write(
         `ok: ${report.events} events and ${report.checkpoints} signed checkpoints verify (tree size ${report.tree_size})\n`,

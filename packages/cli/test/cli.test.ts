@@ -830,6 +830,7 @@ describe("trellis audit verify (reads the embedded datastore; no server needed)"
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain(`FAILED (event_changed): event ${rows[0]?.event_id}`);
     expect((await cli(["audit", "verify", "--key"], vars)).code).toBe(2);
+    expect((await cli(["audit", "verify", "--file", join(dir, "x")], vars)).code).toBe(2); // no --key
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 });

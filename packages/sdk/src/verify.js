@@ -225,8 +225,13 @@ export function parseCosignerKey(verifierKey) {
   if (raw.length !== 33 || raw[0] !== COSIGNATURE_V1 || Buffer.from(raw).toString("base64") !== b64)
     throw new Error("the key is not a base64 Ed25519 cosignature/v1 key");
   const publicKey = raw.slice(1);
-  const id = sha256(new TextEncoder().encode(`${name}\n`), Uint8Array.of(COSIGNATURE_V1), publicKey).slice(0, 4);
-  if (Buffer.from(id).toString("hex") !== idHex) throw new Error("the key id does not match the key");
+  const id = sha256(
+    new TextEncoder().encode(`${name}\n`),
+    Uint8Array.of(COSIGNATURE_V1),
+    publicKey,
+  ).slice(0, 4);
+  if (Buffer.from(id).toString("hex") !== idHex)
+    throw new Error("the key id does not match the key");
   return { name, keyId: idHex, publicKey };
 }
 

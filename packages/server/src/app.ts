@@ -242,7 +242,7 @@ export async function buildApp({
       await admin.register(policyRoutes, { policy, audit });
       await admin.register(tokensRoutes, { apps, tokens, revocations, audit });
       await admin.register(auditRoutes, { audit, db });
-      await admin.register(transparencyRoutes, { log: transparency, audit });
+      await admin.register(transparencyRoutes, { log: transparency, audit, db });
     },
     { prefix: "/admin/v1" },
   );

@@ -4,4 +4,5 @@ export { type Config, ConfigError, describeConfig, parseConfig } from "./config/
 export { type Running, startServer } from "./main";
 export { TemplateError, type TemplateProblem } from "./modules/catalog/catalog";
 export { checkTemplateDir } from "./modules/catalog/template-check";
+export { verifyLogFile } from "./modules/transparency/log-export";
 export type { VerifyProblem, VerifyReport } from "./modules/transparency/verify-log";

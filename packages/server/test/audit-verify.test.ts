@@ -1,8 +1,19 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Queryable } from "../src/db/db";
+import { verifyLogFile } from "../src/modules/transparency/log-export";
 import { verifyLog } from "../src/modules/transparency/verify-log";
-import { createApp, DATASTORES, issueToken, startTestApp, type TestApp } from "./harness";
+import {
+  ADMIN_TOKEN,
+  createApp,
+  DATASTORES,
+  issueToken,
+  startTestApp,
+  type TestApp,
+} from "./harness";
 
 /**
  * The six ways to tamper with a stored log, each done in SQL as the owner (who must first
@@ -127,5 +138,57 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
       );
     });
     expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "checkpoint_signature" });
+  });
+});
+
+describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
+  it("an intact export verifies with the key; a changed event or a bare prune claim does not", async () => {
+    const t = await startTestApp(kind);
+    const dir = mkdtempSync(join(tmpdir(), "trellis-logexport-"));
+    try {
+      for (let i = 0; i < 5; i++) await t.call({ method: "GET", url: "/admin/v1/templates" });
+      await t.app.transparency.flush();
+      await t.app.transparency.stop();
+      const res = await t.app.inject({
+        method: "GET",
+        url: "/admin/v1/audit/log-export",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(res.statusCode).toBe(200);
+      const key = t.app.transparency.signer.verifierKey;
+      const file = join(dir, "log.ndjson");
+      writeFileSync(file, res.body);
+      const ok = await verifyLogFile(file, key);
+      expect(ok).toMatchObject({ ok: true, pruned: 0 });
+      expect(ok.events).toBe(ok.tree_size);
+      expect(ok.checkpoints).toBeGreaterThan(0);
+      // Another key: nothing verifies.
+      const other = await verifyLogFile(file, key.replace(/\+[0-9a-f]{8}\+/, "+00000000+"));
+      expect(other.ok).toBe(false);
+      // One event changed in the file.
+      const lines = res.body.trimEnd().split("\n");
+      const changed = [...lines];
+      changed[2] = (changed[2] as string).replace(
+        '"action":"template.list"',
+        '"action":"template.get"',
+      );
+      expect(changed[2]).not.toBe(lines[2]);
+      writeFileSync(file, `${changed.join("\n")}\n`);
+      expect((await verifyLogFile(file, key)).problem).toMatchObject({
+        kind: "event_changed",
+        leaf_index: 1,
+      });
+      // Events dropped and declared "pruned" in the header, without a prune in the log.
+      const header = JSON.parse(lines[0] as string);
+      const forged = [
+        JSON.stringify({ ...header, pruned_below: 2 }),
+        ...lines.slice(1).map((l, i) => (i < 2 ? l.replace(/"event":.*}$/, '"event":null}') : l)),
+      ];
+      writeFileSync(file, `${forged.join("\n")}\n`);
+      expect((await verifyLogFile(file, key)).problem?.kind).toBe("event_missing");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await t.close();
+    }
   });
 });

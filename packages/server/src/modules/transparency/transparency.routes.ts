@@ -1,8 +1,10 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { Db } from "../../db/db";
 import { auditContext } from "../../http/context";
 import { TrellisError } from "../../lib/errors";
 import type { AuditService } from "../audit/audit.service";
+import { exportLog } from "./log-export";
 import type { TransparencyService } from "./transparency.service";
 import type { WitnessService } from "./witness";
 
@@ -27,7 +29,8 @@ export const publicTransparencyRoutes: FastifyPluginAsyncZod<{
 export const transparencyRoutes: FastifyPluginAsyncZod<{
   log: TransparencyService;
   audit: Pick<AuditService, "record">;
-}> = async (app, { log, audit }) => {
+  db: Db;
+}> = async (app, { log, audit, db }) => {
   app.get(
     "/audit/events/:event_id/proof",
     {
@@ -46,6 +49,25 @@ export const transparencyRoutes: FastifyPluginAsyncZod<{
       });
       req.trellis.audited = true;
       return p;
+    },
+  );
+
+  app.get(
+    "/audit/log-export",
+    { config: { action: "audit.export", resourceType: "audit_log" } },
+    async (req, reply) => {
+      await audit.record(auditContext(req.trellis), {
+        action: "audit.export",
+        resourceType: "audit_log",
+        diff: { format: "log" },
+      });
+      req.trellis.audited = true;
+      const { stream, done } = exportLog(db);
+      done.catch((err) => req.log.warn({ err }, "audit log export ended early"));
+      return reply
+        .type("application/x-ndjson")
+        .header("content-disposition", 'attachment; filename="trellis-audit-log.ndjson"')
+        .send(stream);
     },
   );
 

@@ -64,6 +64,116 @@ class CompactRange {
   }
 }
 
+/** One leaf as a verifier sees it: its stored hash and the event (null when pruned or gone). */
+export interface LeafRecord {
+  leaf_index: number;
+  leaf_hash: Uint8Array;
+  event: EventRow | null;
+  /** The event's seq, for messages about a missing event. */
+  event_seq?: number;
+}
+
+/**
+ * The verification itself, over any source of leaves in index order (the database, or an export
+ * file): each event rehashed against its leaf, the tree rebuilt, every checkpoint's signature
+ * and root checked at its size. Missing events are accepted only below `prunedBelow`.
+ */
+export async function verifyLeaves(
+  leaves: AsyncIterable<LeafRecord>,
+  o: {
+    size: number;
+    checkpoints: Array<{ size: number; note: string }>;
+    key: string;
+    prunedBelow: number;
+    onProgress?: (done: number, total: number) => void;
+  },
+): Promise<VerifyReport> {
+  const report: VerifyReport = {
+    ok: true,
+    tree_size: o.size,
+    events: 0,
+    checkpoints: 0,
+    pruned: 0,
+  };
+  const fail = (problem: VerifyProblem): VerifyReport => ({ ...report, ok: false, problem });
+  const last = o.checkpoints.at(-1);
+  if (last && last.size > o.size)
+    return fail({
+      kind: "tree_size",
+      message: `checkpoint ${last.size} is larger than the tree (${o.size} leaves): leaves were removed`,
+    });
+  const range = new CompactRange();
+  let next = 0;
+  const checkpointsHere = (): VerifyProblem | undefined => {
+    while (
+      next < o.checkpoints.length &&
+      (o.checkpoints[next] as { size: number }).size === range.size
+    ) {
+      const cp = o.checkpoints[next] as { size: number; note: string };
+      let signedRoot: Uint8Array;
+      try {
+        const v = verifyCheckpoint(cp.note, o.key);
+        if (v.treeSize !== cp.size) throw new Error("its size is not its row's");
+        signedRoot = v.rootHash;
+      } catch (err) {
+        return {
+          kind: "checkpoint_signature",
+          message: `checkpoint ${cp.size} does not verify: ${(err as Error).message}`,
+        };
+      }
+      if (!Buffer.from(signedRoot).equals(Buffer.from(range.root() as Hash)))
+        return {
+          kind: "checkpoint_root",
+          message: `checkpoint ${cp.size} signs another root than the events give (a changed leaf before it, or a forked checkpoint)`,
+        };
+      report.checkpoints += 1;
+      next += 1;
+    }
+    return undefined;
+  };
+  let i = 0;
+  for await (const r of leaves) {
+    if (i >= o.size) break;
+    if (Number(r.leaf_index) !== i)
+      return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
+    if (r.event === null) {
+      if (i >= o.prunedBelow)
+        return fail({
+          kind: "event_missing",
+          leaf_index: i,
+          message: `leaf ${i}${r.event_seq !== undefined ? ` is event seq ${r.event_seq}, which` : "'s event"} is no longer there (deleted)`,
+        });
+      range.append(new Uint8Array(r.leaf_hash)); // pruned by retention: the hash stands for it
+      report.pruned += 1;
+    } else {
+      const h = eventLeafHash(r.event);
+      if (!Buffer.from(r.leaf_hash).equals(Buffer.from(h)))
+        return fail({
+          kind: "event_changed",
+          leaf_index: i,
+          event_id: r.event.event_id,
+          message: `event ${r.event.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
+        });
+      range.append(h);
+      report.events += 1;
+    }
+    const bad = checkpointsHere();
+    if (bad) return fail(bad);
+    i += 1;
+    if (i % PAGE === 0 || i === o.size) o.onProgress?.(i, o.size);
+  }
+  if (i < o.size)
+    return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
+  if (next < o.checkpoints.length) {
+    const cp = o.checkpoints[next] as { size: number };
+    return fail({
+      kind: "tree_size",
+      message: `checkpoint ${cp.size} is not at a size of the tree`,
+    });
+  }
+  return report;
+}
+
 export async function verifyLog(
   q: Queryable,
   opts: { verifierKey?: string; onProgress?: (done: number, total: number) => void } = {},
@@ -78,53 +188,41 @@ export async function verifyLog(
   const { rows: cps } = await q.query<{ tree_size: number; note: string }>(
     "SELECT tree_size, note FROM trellis.audit_checkpoints ORDER BY tree_size",
   );
-  const report: VerifyReport = {
-    ok: true,
-    tree_size: size,
-    events: 0,
-    checkpoints: 0,
-    pruned: 0,
-  };
-  const fail = (problem: VerifyProblem): VerifyReport => ({ ...report, ok: false, problem });
-  const key =
-    opts.verifierKey ??
-    (keyRows[0] ? verifierKeyFor(keyRows[0].origin, new Uint8Array(keyRows[0].public_key)) : "");
-  const checkpoints = cps.map((c) => ({ size: Number(c.tree_size), note: c.note }));
-  const last = checkpoints.at(-1);
-  if (last && last.size > size)
-    return fail({
-      kind: "tree_size",
-      message: `checkpoint ${last.size} is larger than the tree (${size} leaves): leaves were removed`,
-    });
-
   // Rows the log itself says were pruned (retention): below the highest `audit.prune` mark.
   const { rows: pr } = await q.query<{ below: number | null }>(
     "SELECT max((diff->>'below_leaf')::bigint) AS below FROM trellis.audit_events WHERE action = 'audit.prune'",
   );
-  const prunedBelow = Number(pr[0]?.below ?? 0);
-  const range = new CompactRange();
-  /** A stored checkpoint at the current size: signed by the key, over the rebuilt root. */
-  const checkCheckpoint = (cp: { size: number; note: string }): VerifyProblem | undefined => {
-    let signedRoot: Uint8Array;
-    try {
-      const v = verifyCheckpoint(cp.note, key);
-      if (v.treeSize !== cp.size) throw new Error("its size is not its row's");
-      signedRoot = v.rootHash;
-    } catch (err) {
-      return {
-        kind: "checkpoint_signature",
-        message: `checkpoint ${cp.size} does not verify: ${(err as Error).message}`,
-      };
-    }
-    if (!Buffer.from(signedRoot).equals(Buffer.from(range.root() as Hash)))
-      return {
-        kind: "checkpoint_root",
-        message: `checkpoint ${cp.size} signs another root than the events give (a changed leaf before it, or a forked checkpoint)`,
-      };
-    report.checkpoints += 1;
-    return undefined;
-  };
-  let next = 0; // the next checkpoint to check
+  const key =
+    opts.verifierKey ??
+    (keyRows[0] ? verifierKeyFor(keyRows[0].origin, new Uint8Array(keyRows[0].public_key)) : "");
+  const report = await verifyLeaves(dbLeaves(q, size), {
+    size,
+    checkpoints: cps.map((c) => ({ size: Number(c.tree_size), note: c.note })),
+    key,
+    prunedBelow: Number(pr[0]?.below ?? 0),
+    onProgress: opts.onProgress,
+  });
+  if (!report.ok) return report;
+  const { rows: loose } = await q.query<{ event_id: string }>(
+    `SELECT e.event_id FROM trellis.audit_events e
+      WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
+      ORDER BY e.seq LIMIT 1`,
+  );
+  if (loose[0])
+    return {
+      ...report,
+      ok: false,
+      problem: {
+        kind: "not_in_log",
+        event_id: loose[0].event_id,
+        message: `event ${loose[0].event_id} is in the database but not in the log (inserted behind the log's back, or written in the last second: run again with the server stopped)`,
+      },
+    };
+  return report;
+}
+
+/** The database's leaves with their events, in index order, read a few pages ahead. */
+async function* dbLeaves(q: Queryable, size: number): AsyncGenerator<LeafRecord> {
   type Row = EventRow & {
     leaf_index: number;
     event_seq: number;
@@ -154,73 +252,17 @@ export async function verifyLog(
     }
   };
   for (let from = 0; from < size; from += PAGE) {
-    const to = Math.min(size, from + PAGE);
     refill();
     const rows = await (queue.shift() as Promise<Row[]>);
     refill();
-    for (let i = from; i < to; i++) {
-      const r = rows[i - from];
-      if (!r || Number(r.leaf_index) !== i)
-        return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
-      if (!r.found && i < prunedBelow) {
-        // Pruned by retention: the stored leaf hash stands for the event.
-        range.append(new Uint8Array(r.leaf_hash));
-        report.pruned += 1;
-        while (
-          next < checkpoints.length &&
-          (checkpoints[next] as { size: number }).size === range.size
-        ) {
-          const bad = checkCheckpoint(checkpoints[next] as { size: number; note: string });
-          if (bad) return fail(bad);
-          next += 1;
-        }
-        continue;
-      }
-      if (!r.found)
-        return fail({
-          kind: "event_missing",
-          leaf_index: i,
-          message: `leaf ${i} is event seq ${r.event_seq}, which is no longer in the database (deleted)`,
-        });
-      const { leaf_index: _l, event_seq: _s, found: _f, leaf_hash, ...event } = r;
-      const h = eventLeafHash(event as EventRow);
-      if (!Buffer.from(leaf_hash as Uint8Array).equals(Buffer.from(h)))
-        return fail({
-          kind: "event_changed",
-          leaf_index: i,
-          event_id: r.event_id,
-          message: `event ${r.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
-        });
-      range.append(h);
-      report.events += 1;
-      while (
-        next < checkpoints.length &&
-        (checkpoints[next] as { size: number }).size === range.size
-      ) {
-        const bad = checkCheckpoint(checkpoints[next] as { size: number; note: string });
-        if (bad) return fail(bad);
-        next += 1;
-      }
+    for (const r of rows) {
+      const { leaf_index, event_seq, found, leaf_hash, ...event } = r;
+      yield {
+        leaf_index: Number(leaf_index),
+        leaf_hash: new Uint8Array(leaf_hash),
+        event: found ? (event as EventRow) : null,
+        event_seq: Number(event_seq),
+      };
     }
-    opts.onProgress?.(to, size);
   }
-  if (next < checkpoints.length) {
-    const cp = checkpoints[next] as { size: number };
-    return fail({
-      kind: "tree_size",
-      message: `checkpoint ${cp.size} is not at a size of the tree`,
-    });
-  }
-  const { rows: loose } = await q.query<{ event_id: string }>(
-    `SELECT e.event_id FROM trellis.audit_events e
-      WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
-      ORDER BY e.seq LIMIT 1`,
-  );
-  if (loose[0])
-    return fail({
-      kind: "not_in_log",
-      event_id: loose[0].event_id,
-      message: `event ${loose[0].event_id} is in the database but not in the log (inserted behind the log's back, or written in the last second: run again with the server stopped)`,
-    });
-  return report;
 }

@@ -1,0 +1,130 @@
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
+import type { Db } from "../../db/db";
+import { lineStream } from "../../lib/line-stream";
+import { canonicalEvent, EVENT_COLUMNS, type EventRow } from "./log";
+import { type LeafRecord, type VerifyReport, verifyLeaves } from "./verify-log";
+
+/**
+ * The whole log as a file an auditor can verify offline (`trellis audit verify --file F --key K`):
+ * NDJSON, a header `{type: "log", format, tree_size, pruned_below, checkpoints: [{tree_size,
+ * note}]}`, then one line per leaf `{leaf_index, leaf_hash, event}` (the event exactly as hashed,
+ * null when pruned). Nothing in it is trusted by the verifier but the key it is given.
+ */
+export const LOG_EXPORT_FORMAT = "trellis.audit-log/1";
+
+export function exportLog(db: Db): { stream: Readable; done: Promise<number> } {
+  const { stream, write } = lineStream();
+  const done = db.transaction(async (tx) => {
+    await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    await tx.query("SET LOCAL TimeZone = 'UTC'");
+    const { rows: st } = await tx.query<{ tree_size: number }>(
+      "SELECT tree_size FROM trellis.audit_log_state",
+    );
+    const size = Number(st[0]?.tree_size ?? 0);
+    const { rows: cps } = await tx.query<{ tree_size: number; note: string }>(
+      "SELECT tree_size, note FROM trellis.audit_checkpoints WHERE tree_size <= $1 ORDER BY tree_size",
+      [size],
+    );
+    const { rows: pr } = await tx.query<{ below: number | null }>(
+      "SELECT max((diff->>'below_leaf')::bigint) AS below FROM trellis.audit_events WHERE action = 'audit.prune'",
+    );
+    await write(
+      JSON.stringify({
+        type: "log",
+        format: LOG_EXPORT_FORMAT,
+        tree_size: size,
+        pruned_below: Number(pr[0]?.below ?? 0),
+        checkpoints: cps.map((c) => ({ tree_size: Number(c.tree_size), note: c.note })),
+      }),
+    );
+    await tx.query(
+      `DECLARE trellis_log_export NO SCROLL CURSOR FOR
+         SELECT l.leaf_index, l.hash AS leaf_hash, e.seq IS NOT NULL AS found, ${EVENT_COLUMNS}
+           FROM trellis.audit_leaves l LEFT JOIN trellis.audit_events e ON e.seq = l.event_seq
+          WHERE l.leaf_index < $1 ORDER BY l.leaf_index`,
+      [size],
+    );
+    for (;;) {
+      const { rows } = await tx.query<
+        EventRow & { leaf_index: number; leaf_hash: Uint8Array; found: boolean }
+      >("FETCH 2000 FROM trellis_log_export");
+      for (const { leaf_index, leaf_hash, found, ...event } of rows) {
+        const canonical = found ? canonicalEvent(event as EventRow) : "null";
+        await write(
+          `{"leaf_index":${Number(leaf_index)},"leaf_hash":${JSON.stringify(Buffer.from(leaf_hash).toString("base64"))},"event":${canonical}}`,
+        );
+      }
+      if (rows.length < 2000) break;
+    }
+    await tx.query("CLOSE trellis_log_export");
+    stream.end();
+    return size;
+  });
+  done.catch((err) => stream.destroy(err instanceof Error ? err : new Error(String(err))));
+  return { stream, done };
+}
+
+/** `trellis audit verify --file F --key K`: the same checks as on the database, from a log export. */
+export async function verifyLogFile(
+  path: string,
+  key: string,
+  onProgress?: (done: number, total: number) => void,
+): Promise<VerifyReport> {
+  const lines = createInterface({
+    input: createReadStream(path),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  const header = first.done ? undefined : (JSON.parse(first.value) as Record<string, unknown>);
+  if (header?.type !== "log" || header.format !== LOG_EXPORT_FORMAT)
+    throw new Error(`${path} is not a Trellis audit log export (${LOG_EXPORT_FORMAT})`);
+  const size = Number(header.tree_size);
+  const claimedPrune = Number(header.pruned_below ?? 0);
+  let provenPrune = 0; // the largest prune mark the file's own (verified) events carry
+  async function* leaves(): AsyncGenerator<LeafRecord> {
+    for (;;) {
+      const n = await lines.next();
+      if (n.done) return;
+      if (!n.value) continue;
+      const l = JSON.parse(n.value) as {
+        leaf_index: number;
+        leaf_hash: string;
+        event: EventRow | null;
+      };
+      const e = l.event;
+      if (e && e.action === "audit.prune") {
+        const below = Number((e.diff as { below_leaf?: unknown } | null)?.below_leaf ?? 0);
+        provenPrune = Math.max(provenPrune, below);
+      }
+      yield {
+        leaf_index: l.leaf_index,
+        leaf_hash: new Uint8Array(Buffer.from(l.leaf_hash, "base64")),
+        event: e,
+      };
+    }
+  }
+  const report = await verifyLeaves(leaves(), {
+    size,
+    checkpoints: ((header.checkpoints ?? []) as Array<{ tree_size: number; note: string }>).map(
+      (c) => ({
+        size: Number(c.tree_size),
+        note: c.note,
+      }),
+    ),
+    key,
+    prunedBelow: claimedPrune,
+    onProgress,
+  });
+  if (report.ok && claimedPrune > provenPrune)
+    return {
+      ...report,
+      ok: false,
+      problem: {
+        kind: "event_missing",
+        message: `the file says events below leaf ${claimedPrune} were pruned, but the log records a prune only below ${provenPrune}`,
+      },
+    };
+  return report;
+}
