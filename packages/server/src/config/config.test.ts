@@ -100,4 +100,19 @@ describe("parseConfig", () => {
     expect(rows.find((r) => r.name === "TRELLIS_PORT")?.current).toBe("1234");
     for (const r of rows) expect(r.describe.length).toBeGreaterThan(10);
   });
+
+  it("refuses malformed witness keys by name, and a witness URL without its key", () => {
+    expect(() => parseConfig({ TRELLIS_WITNESS_LOGS: "not-a-key" })).toThrow(
+      /TRELLIS_WITNESS_LOGS/,
+    );
+    expect(() =>
+      parseConfig({
+        TRELLIS_AUDIT_WITNESS_URL: "https://w.example.org",
+        TRELLIS_AUDIT_WITNESS_KEY: "x+y+z",
+      }),
+    ).toThrow(/TRELLIS_AUDIT_WITNESS_KEY/);
+    expect(() => parseConfig({ TRELLIS_AUDIT_WITNESS_URL: "https://w.example.org" })).toThrow(
+      /go together/,
+    );
+  });
 });

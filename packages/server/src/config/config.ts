@@ -1,4 +1,5 @@
 import { join, resolve } from "node:path";
+import { parseCosignerKey, parseVerifierKey } from "@trellis/sdk/verify";
 import { z } from "zod";
 
 /**
@@ -222,6 +223,22 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     Boolean(p.TRELLIS_AUDIT_WITNESS_URL) !== Boolean(p.TRELLIS_AUDIT_WITNESS_KEY)
   )
     problems.push("TRELLIS_AUDIT_WITNESS_URL and TRELLIS_AUDIT_WITNESS_KEY go together");
+  // Keys are checked here, so a typo stops start-up with its name instead of deep inside.
+  if (problems.length === 0 && p.TRELLIS_AUDIT_WITNESS_KEY) {
+    try {
+      parseCosignerKey(p.TRELLIS_AUDIT_WITNESS_KEY);
+    } catch (err) {
+      problems.push(`TRELLIS_AUDIT_WITNESS_KEY: ${(err as Error).message}`);
+    }
+  }
+  for (const k of problems.length === 0 ? p.TRELLIS_WITNESS_LOGS.split(",") : []) {
+    if (!k.trim()) continue;
+    try {
+      parseVerifierKey(k.trim());
+    } catch (err) {
+      problems.push(`TRELLIS_WITNESS_LOGS: ${(err as Error).message}`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: p.TRELLIS_PORT,
