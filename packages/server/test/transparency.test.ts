@@ -2,8 +2,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { leafHash, verifyCheckpoint, verifyConsistency, verifyInclusion } from "@trellis/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/app";
 import { verifyLog } from "../src/modules/transparency/verify-log";
 import {
+  ADMIN_TOKEN,
   createApp,
   DATASTORES,
   describeOnPostgres,
@@ -209,6 +211,51 @@ describeOnPostgres("events committed late, and rolled back", () => {
     } finally {
       await held.end();
       await gone.end();
+      await t.close();
+    }
+  });
+});
+
+describe.each(DATASTORES)("after a restore on %s", (kind) => {
+  it("a log behind its published checkpoint refuses to sign and says how to recover", async () => {
+    const t = await startTestApp(kind);
+    try {
+      await t.call({ method: "GET", url: "/admin/v1/templates" });
+      await t.app.transparency.flush();
+      await t.app.transparency.stop(); // only the restarted server sequences from here
+      const cp = await t.app.transparency.latestCheckpoint();
+      expect(cp).toBeDefined();
+      // An anchor published beyond what this database holds, as after restoring an older backup.
+      const { mkdirSync, writeFileSync } = await import("node:fs");
+      const { join } = await import("node:path");
+      const dir = t.config.auditAnchorDir;
+      mkdirSync(dir, { recursive: true });
+      const ahead = (cp?.treeSize ?? 0) + 100;
+      writeFileSync(
+        join(dir, `checkpoint-${String(ahead).padStart(16, "0")}`),
+        t.app.transparency.signer.signCheckpoint(ahead, new Uint8Array(32).fill(9)),
+      );
+      const restarted = await buildApp({ config: t.config, db: t.db, clock: t.clock });
+      try {
+        expect(restarted.transparency.status().halted).toMatch(
+          /behind its published checkpoint .*Restore a backup taken after that checkpoint/,
+        );
+        await restarted.inject({
+          method: "GET",
+          url: "/admin/v1/templates",
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+        expect(await restarted.transparency.tick()).toBeUndefined(); // nothing is signed
+        const still = await restarted.transparency.latestCheckpoint();
+        expect(still?.treeSize).toBe(cp?.treeSize);
+        // Reads and proofs keep working.
+        expect(
+          (await restarted.inject({ method: "GET", url: "/audit/checkpoint" })).statusCode,
+        ).toBe(200);
+      } finally {
+        await restarted.close();
+      }
+    } finally {
       await t.close();
     }
   });
