@@ -25,19 +25,48 @@ export interface NoteSigner {
   signCheckpoint(treeSize: number, root: Uint8Array): string;
 }
 
-function keyId(name: string, publicKey: Uint8Array): Buffer {
+/** A signed-note key id: SHA-256(name || "\n" || key type || public key)[:4]. */
+export function noteKeyId(name: string, type: number, publicKey: Uint8Array): Buffer {
   return createHash("sha256")
     .update(`${name}\n`)
-    .update(Uint8Array.of(ED25519))
+    .update(Uint8Array.of(type))
     .update(publicKey)
     .digest()
     .subarray(0, 4);
 }
 
-/** The note verifier key of an Ed25519 key: `<name>+<key id hex>+<base64(0x01 || key)>`. */
-export function verifierKeyFor(name: string, publicKey: Uint8Array): string {
-  const raw = Buffer.concat([Buffer.of(ED25519), publicKey]).toString("base64");
-  return `${name}+${keyId(name, publicKey).toString("hex")}+${raw}`;
+/** A verifier key `<name>+<key id hex>+<base64(type || key)>` (type 0x01 notes, 0x04 cosignatures). */
+export function verifierKeyFor(name: string, publicKey: Uint8Array, type = ED25519): string {
+  const raw = Buffer.concat([Buffer.of(type), publicKey]).toString("base64");
+  return `${name}+${noteKeyId(name, type, publicKey).toString("hex")}+${raw}`;
+}
+
+/** A new Ed25519 key: its raw public key and its private key sealed under the master key. */
+export function newSealedKey(masterKey: Buffer, kid: string) {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return {
+    publicKey: new Uint8Array(
+      Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url"),
+    ),
+    sealed: seal(masterKey, JSON.stringify(privateKey.export({ format: "jwk" })), kid),
+  };
+}
+
+/** The private key of a sealed row, checked against its stored public key. */
+export function openSealedKey(
+  masterKey: Buffer,
+  sealed: string,
+  kid: string,
+  publicKey: Uint8Array,
+): KeyObject {
+  const privateKey = createPrivateKey({
+    key: JSON.parse(open(masterKey, sealed, kid)),
+    format: "jwk",
+  });
+  const derived = createPublicKey(privateKey).export({ format: "jwk" }).x as string;
+  if (Buffer.from(derived, "base64url").compare(Buffer.from(publicKey)) !== 0)
+    throw new Error(`The key ${kid} does not match its stored public key.`);
+  return privateKey;
 }
 
 export function checkpointBody(origin: string, treeSize: number, root: Uint8Array): string {
@@ -50,7 +79,7 @@ export function noteSignerFromKey(
   privateKey: KeyObject,
   publicKey: Uint8Array,
 ): NoteSigner {
-  const id = keyId(origin, publicKey);
+  const id = noteKeyId(origin, ED25519, publicKey);
   return {
     origin,
     publicKey,
@@ -79,13 +108,9 @@ export async function loadNoteSigner(db: Db, clock: Clock, masterKey: Buffer): P
       "SELECT kid, origin, public_key, private_jwk_sealed FROM trellis.audit_log_keys ORDER BY created_at LIMIT 1",
     );
     if (rows[0]) return rows[0];
-    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const kid = newId("key");
     const origin = `trellis-audit/${kid.slice(-12)}`;
-    const raw = new Uint8Array(
-      Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url"),
-    );
-    const sealed = seal(masterKey, JSON.stringify(privateKey.export({ format: "jwk" })), kid);
+    const { publicKey: raw, sealed } = newSealedKey(masterKey, kid);
     await tx.query(
       `INSERT INTO trellis.audit_log_keys (kid, origin, public_key, private_jwk_sealed, created_at)
        VALUES ($1, $2, $3, $4, $5)`,
@@ -93,12 +118,7 @@ export async function loadNoteSigner(db: Db, clock: Clock, masterKey: Buffer): P
     );
     return { kid, origin, public_key: raw, private_jwk_sealed: sealed };
   });
-  const jwk = JSON.parse(open(masterKey, row.private_jwk_sealed, row.kid));
-  const privateKey = createPrivateKey({ key: jwk, format: "jwk" });
   const publicKey = new Uint8Array(row.public_key);
-  // The stored public key must be the private key's own.
-  const derived = createPublicKey(privateKey).export({ format: "jwk" }).x as string;
-  if (Buffer.from(derived, "base64url").compare(Buffer.from(publicKey)) !== 0)
-    throw new Error("The audit log's signing key does not match its stored public key.");
+  const privateKey = openSealedKey(masterKey, row.private_jwk_sealed, row.kid, publicKey);
   return noteSignerFromKey(row.origin, privateKey, publicKey);
 }

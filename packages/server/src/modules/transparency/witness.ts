@@ -1,15 +1,9 @@
-import {
-  createHash,
-  createPrivateKey,
-  generateKeyPairSync,
-  type KeyObject,
-  sign,
-} from "node:crypto";
+import { type KeyObject, sign } from "node:crypto";
 import { parseVerifierKey, verifyCheckpoint, verifyConsistency } from "@trellis/sdk/verify";
 import type { Db } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { newId } from "../../lib/ids";
-import { open, seal } from "../../lib/secrets";
+import { newSealedKey, noteKeyId, openSealedKey, verifierKeyFor } from "./note";
 
 /**
  * Witnessing, both sides, per C2SP tlog-witness and tlog-cosignature/v1 (Ed25519):
@@ -27,24 +21,15 @@ export interface Cosigner {
   cosign(body: string, timestamp: number): string;
 }
 
-function keyIdOf(name: string, publicKey: Uint8Array): Buffer {
-  return createHash("sha256")
-    .update(`${name}\n`)
-    .update(Uint8Array.of(COSIGNATURE_V1))
-    .update(publicKey)
-    .digest()
-    .subarray(0, 4);
-}
-
 export function cosignerFromKey(
   name: string,
   privateKey: KeyObject,
   publicKey: Uint8Array,
 ): Cosigner {
-  const id = keyIdOf(name, publicKey);
+  const id = noteKeyId(name, COSIGNATURE_V1, publicKey);
   return {
     name,
-    verifierKey: `${name}+${id.toString("hex")}+${Buffer.concat([Buffer.of(COSIGNATURE_V1), publicKey]).toString("base64")}`,
+    verifierKey: verifierKeyFor(name, publicKey, COSIGNATURE_V1),
     cosign(body, timestamp) {
       const message = `cosignature/v1\ntime ${timestamp}\n${body}`;
       const ts = Buffer.alloc(8);
@@ -71,12 +56,8 @@ export async function loadCosigner(
       private_jwk_sealed: string;
     }>("SELECT kid, name, public_key, private_jwk_sealed FROM trellis.witness_keys LIMIT 1");
     if (rows[0]) return rows[0];
-    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const kid = newId("key");
-    const raw = new Uint8Array(
-      Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url"),
-    );
-    const sealed = seal(masterKey, JSON.stringify(privateKey.export({ format: "jwk" })), kid);
+    const { publicKey: raw, sealed } = newSealedKey(masterKey, kid);
     await tx.query(
       `INSERT INTO trellis.witness_keys (kid, name, public_key, private_jwk_sealed, created_at)
        VALUES ($1, $2, $3, $4, $5)`,
@@ -84,11 +65,11 @@ export async function loadCosigner(
     );
     return { kid, name, public_key: raw, private_jwk_sealed: sealed };
   });
-  const jwk = JSON.parse(open(masterKey, row.private_jwk_sealed, row.kid));
+  const publicKey = new Uint8Array(row.public_key);
   return cosignerFromKey(
     row.name,
-    createPrivateKey({ key: jwk, format: "jwk" }),
-    new Uint8Array(row.public_key),
+    openSealedKey(masterKey, row.private_jwk_sealed, row.kid, publicKey),
+    publicKey,
   );
 }
 
