@@ -864,6 +864,24 @@ const AUDIT_FILTERS = {
 } as const;
 
 async function audit(args: string[], env: Env): Promise<void> {
+  if (args[0] === "erase") {
+    const { values, positionals } = parse(args.slice(1), { yes: { type: "boolean" } }, ["SUBJECT"]);
+    if (!values.yes)
+      throw new UsageError(
+        "audit erase removes a person's actor id and personal data from the audit log for good; add --yes to go ahead",
+      );
+    const r = await admin(env).audit.erase(positionals[0] ?? "");
+    process.stdout.write(
+      `Erased ${r.erased} event(s) (subject tag ${r.subject_tag}, erasure event ${r.event_id}).\n` +
+        (r.pending > 0
+          ? `${r.pending} event(s) from the last second are not in the log yet: run it again in a moment.\n`
+          : "") +
+        (r.kept > 0
+          ? `${r.kept} event(s) logged before erasure existed keep the actor (their leaves hash it).\n`
+          : ""),
+    );
+    return;
+  }
   if (args[0] === "export") {
     const { values } = parse(args.slice(1), { ...AUDIT_FILTERS, format: { type: "string" } }, []);
     process.stdout.write(

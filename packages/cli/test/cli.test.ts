@@ -315,6 +315,35 @@ describe("trellis CLI against a real server", () => {
     expect(page.next_cursor).toBeNull();
   });
 
+  it("audit erase needs --yes, then removes the subject's actor id from every event", async () => {
+    const issued = JSON.parse(
+      (await cli(["tokens", "create", appId, "--subject", "erin", "--scope", "create"])).stdout,
+    );
+    const sent = await cli([
+      "submit",
+      appId,
+      "--token",
+      issued.token,
+      "--payload",
+      '{"email":"erin@example.org"}',
+    ]);
+    expect(sent.code).toBe(0);
+    const unsure = await cli(["audit", "erase", "erin"]);
+    expect(unsure.code).toBe(2);
+    expect(unsure.stderr).toMatch(/add --yes to go ahead/);
+    expect(
+      JSON.parse((await cli(["audit", "--actor", "erin", "--json"])).stdout).items,
+    ).toHaveLength(1);
+    const r = await cli(["audit", "erase", "erin", "--yes"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^Erased 1 event\(s\) \(subject tag [A-Za-z0-9_-]{43}, erasure event evt_/,
+    );
+    expect(JSON.parse((await cli(["audit", "--actor", "erin", "--json"])).stdout).items).toEqual(
+      [],
+    );
+  });
+
   it("usage errors exit 2 with the usage text", async () => {
     const unknown = await cli(["frobnicate"]);
     expect(unknown.code).toBe(2);

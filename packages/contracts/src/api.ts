@@ -485,6 +485,23 @@ export const AuditPage = z.object({
 });
 export type AuditPage = z.infer<typeof AuditPage>;
 
+/** POST /admin/v1/audit/erasures: erase one data subject's personal data from the audit log. */
+export const AuditErasureRequest = z.strictObject({ subject: z.string().min(1).max(200) });
+export type AuditErasureRequest = z.infer<typeof AuditErasureRequest>;
+export const AuditErasure = z.object({
+  /** Keyed hash naming the subject in the `audit.erase` event (HMAC under the master key). */
+  subject_tag: z.string(),
+  /** Events whose actor and personal data are gone (their commitments stay in the tree). */
+  erased: z.number().int(),
+  /** Events of the subject written in the last second, not in the tree yet: erase again. */
+  pending: z.number().int(),
+  /** Events logged before erasure existed (their leaves hash the actor): kept as they are. */
+  kept: z.number().int(),
+  /** The `audit.erase` event. */
+  event_id: z.string(),
+});
+export type AuditErasure = z.infer<typeof AuditErasure>;
+
 export const RotatedKey = z.object({ kid: z.string(), created_at: z.string() });
 export type RotatedKey = z.infer<typeof RotatedKey>;
 

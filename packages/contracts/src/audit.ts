@@ -38,6 +38,7 @@ export const AUDIT_ACTIONS = [
   "audit.list",
   "audit.export",
   "audit.prune",
+  "audit.erase",
   "audit.proof",
   "audit.consistency",
   "submission.create",

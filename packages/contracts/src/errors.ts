@@ -150,6 +150,10 @@ export const ERRORS = {
     status: 409,
     message: "The event is committed but not in the Merkle tree yet; retry within a second.",
   },
+  audit_log_inconsistent: {
+    status: 409,
+    message: "The audit log is inconsistent (run `trellis audit verify`); nothing was changed.",
+  },
   proof_out_of_range: {
     status: 400,
     message: "The proof asks for a tree size or leaf outside the log (sizes are not clamped).",

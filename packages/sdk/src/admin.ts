@@ -6,6 +6,7 @@ import {
   App,
   AppPolicyView,
   ApprovalRequestList,
+  AuditErasure,
   type AuditExportQuery,
   AuditPage,
   type AuditQuery,
@@ -219,6 +220,12 @@ export interface AdminClient {
      * @example writeFileSync("audit.csv", await admin.audit.export({ app: app.id, format: "csv" }))
      */
     export(query?: Partial<AuditExportQuery>): Promise<string>;
+    /**
+     * Erases one data subject's personal data (their actor id and what they submitted about
+     * themselves) from every audit event; proofs and `audit verify` keep passing. Irreversible.
+     * @example const { erased, pending } = await admin.audit.erase("user-123")
+     */
+    erase(subject: string): Promise<AuditErasure>;
   };
 }
 
@@ -433,6 +440,13 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
           path: "/admin/v1/audit/export",
           query: { ...query },
           raw: true,
+        }),
+      erase: (subject) =>
+        send(conn, {
+          method: "POST",
+          path: "/admin/v1/audit/erasures",
+          body: { subject },
+          parse: AuditErasure,
         }),
     },
   };

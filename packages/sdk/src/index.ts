@@ -43,13 +43,17 @@ export {
 export { type ApiIssue, TrellisApiError, type TrellisApiErrorInit } from "./errors";
 export type { ConnectionOptions } from "./http";
 export {
+  canonicalJson,
   leafHash,
   nodeHash,
+  type PersonalOpening,
   parseCosignerKey,
   parseVerifierKey,
+  personalCommitment,
   type VerifiedCheckpoint,
   verifyCheckpoint,
   verifyConsistency,
   verifyCosignature,
   verifyInclusion,
+  verifyOpening,
 } from "./verify.js";

@@ -45,3 +45,16 @@ export function parseCosignerKey(verifierKey: string): {
 };
 /** Verifies a witness's C2SP cosignature/v1 on a checkpoint; throws an Error saying what is wrong. */
 export function verifyCosignature(noteText: string, witnessKey: string): { timestamp: number };
+/** RFC 8785 canonical JSON of a JSON value; throws a TypeError for what is not JSON. */
+export function canonicalJson(value: unknown): string;
+/** What opens an audit event's personal commitment (the proof API's `opening`). */
+export interface PersonalOpening {
+  /** base64 of 32 bytes. */
+  salt: string;
+  actor_id: string;
+  personal: unknown;
+}
+/** SHA-256(0x02 || salt || RFC 8785({actor_id, personal})). */
+export function personalCommitment(opening: PersonalOpening): Uint8Array;
+/** True when `opening` opens `event.personal` (the event as its leaf hashed it). */
+export function verifyOpening(event: { personal?: unknown }, opening: PersonalOpening): boolean;

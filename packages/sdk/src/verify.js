@@ -264,3 +264,51 @@ export function verifyCosignature(noteText, witnessKey) {
   }
   throw new Error("no cosignature by this witness verifies");
 }
+
+/**
+ * RFC 8785 (JSON Canonicalization Scheme) of a JSON value: object keys sorted by UTF-16 code
+ * units, no whitespace, strings and numbers as ECMAScript's JSON.stringify writes them (which is
+ * what RFC 8785 specifies). Throws a TypeError for what JSON cannot hold (non-finite numbers,
+ * undefined, functions, bigint).
+ */
+export function canonicalJson(value) {
+  if (value === null || typeof value === "boolean" || typeof value === "string")
+    return JSON.stringify(value);
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new TypeError("a non-finite number is not JSON");
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (typeof value === "object") {
+    const keys = Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  }
+  throw new TypeError(`a ${typeof value} is not JSON`);
+}
+
+/**
+ * The personal commitment an audit leaf carries (the event's `personal` field):
+ * SHA-256(0x02 || salt || RFC 8785({actor_id, personal})). `opening` is what Trellis's proof API
+ * returns with an event that was not erased: `{salt (base64, 32 bytes), actor_id, personal}`.
+ */
+export function personalCommitment(opening) {
+  if (!opening || typeof opening !== "object") throw new TypeError("an opening is an object");
+  const salt = Buffer.from(String(opening.salt), "base64");
+  if (salt.length !== HASH_SIZE || salt.toString("base64") !== opening.salt)
+    throw new TypeError("an opening's salt is 32 bytes in base64");
+  if (typeof opening.actor_id !== "string") throw new TypeError("an opening names its actor");
+  const body = canonicalJson({ actor_id: opening.actor_id, personal: opening.personal ?? null });
+  return sha256(Uint8Array.of(2), salt, new TextEncoder().encode(body));
+}
+
+/**
+ * True when `opening` opens the personal commitment of `event` (an event as its leaf hashed it,
+ * e.g. the proof API's `event`): the actor and personal data shown are the ones that were logged.
+ */
+export function verifyOpening(event, opening) {
+  if (!event || typeof event.personal !== "string") return false;
+  const want = Buffer.from(event.personal, "base64");
+  return want.length === HASH_SIZE && equal(personalCommitment(opening), want);
+}

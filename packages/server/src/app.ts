@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Health } from "@trellis/contracts";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
@@ -150,6 +151,9 @@ export async function buildApp({
     anchorDir: config.auditAnchorDir,
     retentionDays: config.auditRetentionDays,
     audit,
+    erasureKey: createHmac("sha256", masterKey)
+      .update("trellis audit erasure subject tag v1")
+      .digest(),
     witness: config.auditWitness,
     log: { error: (obj, msg) => logError(obj, msg) },
   });

@@ -3,7 +3,12 @@ import { fileURLToPath } from "node:url";
 import canonicalize from "canonicalize";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalEvent } from "../src/modules/transparency/log";
+import {
+  canonicalEvent,
+  eventSalt,
+  hashedEvent,
+  personalCommitment,
+} from "../src/modules/transparency/log";
 
 // RFC 8785 vectors (cyberphone/json-canonicalization, Apache-2.0), copied from the shared
 // vectors with their README (test/vectors/rfc8785-jcs/README.md: source, license).
@@ -74,6 +79,59 @@ describe("canonical JSON (RFC 8785) for audit leaves", () => {
         (row) => {
           const expected = canonicalize({ ...row, seq: Number(row.seq) });
           expect(canonicalEvent(row)).toBe(expected);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("an event's hashed form (personal commitment) equals RFC 8785 of its public part plus the commitment", () => {
+    const text = fc.option(fc.string({ unit: "binary", maxLength: 30 }), { nil: null });
+    const key = new Uint8Array(32).fill(7);
+    fc.assert(
+      fc.property(
+        fc.record({
+          seq: fc.integer({ min: 1, max: 2 ** 40 }),
+          event_id: fc.string({ minLength: 1, maxLength: 30 }),
+          occurred_at: fc.string(),
+          actor_id: text,
+          actor_role: fc.constantFrom("admin", "app_user", "anonymous"),
+          action: fc.string(),
+          resource_type: fc.string(),
+          resource_id: text,
+          app_id: text,
+          token_id: text,
+          policy_ids: fc.option(fc.array(fc.string({ unit: "binary" })), { nil: null }),
+          outcome: fc.string(),
+          error_code: text,
+          request_id: fc.string(),
+          diff: fc.option(
+            fc.record({ personal: fc.jsonValue(), other: fc.jsonValue() }, { requiredKeys: [] }),
+            { nil: null },
+          ),
+        }),
+        (row) => {
+          const { canonical, opening } = hashedEvent({ ...row, subject_key: key }, false);
+          const { actor_id, diff, ...pub } = row;
+          let personal: string | null = null;
+          let publicDiff: unknown = diff;
+          if (actor_id !== null) {
+            const salt = eventSalt(key, row.event_id);
+            const p = diff?.personal ?? null;
+            personal = Buffer.from(personalCommitment(salt, actor_id, p)).toString("base64");
+            if (diff && "personal" in diff) {
+              const { personal: _, ...rest } = diff;
+              publicDiff = rest;
+            }
+            expect(opening).toEqual({
+              salt: Buffer.from(salt).toString("base64"),
+              actor_id,
+              personal: p,
+            });
+          } else expect(opening).toBeNull();
+          expect(canonical).toBe(canonicalize({ ...pub, diff: publicDiff, personal }));
+          // The first form (leaves logged before erasure existed) is the stored event whole.
+          expect(hashedEvent({ ...row, subject_key: key }, true).canonical).toBe(canonicalize(row));
         },
       ),
       { numRuns: 500 },

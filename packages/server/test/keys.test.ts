@@ -130,7 +130,7 @@ describe.each(DATASTORES)("signing keys without notifications on %s", (kind) => 
       const base = {
         masterKey: t.config.masterKey as Buffer,
         clock: t.clock,
-        audit: { record: async () => {} },
+        audit: { record: async () => "evt_test" },
         maxTtl: t.config.tokenMaxTtl,
       };
       const deaf = { ...t.db, listen: async () => async () => {} }; // hears no NOTIFY

@@ -49,6 +49,27 @@ function attrFilter(query: Record<string, unknown>): Record<string, unknown> | u
 }
 
 /** The gateway routes of the directory template. Auth (token, app, template, scope) ran in onRequest. */
+/**
+ * An update's audit diff: each changed attribute's old and new value, as `personal` (a directory
+ * entry's attributes are about a person; the log can erase them: transparency README, Erasure).
+ * Bounded below the log's 8 KB: past that, only the names of the changed attributes.
+ */
+export function attrsDiff(
+  before: Record<string, unknown>,
+  patch: Record<string, unknown>,
+): Record<string, unknown> {
+  const attrs: Record<string, { from: unknown; to: unknown }> = {};
+  for (const [k, v] of Object.entries(patch)) {
+    const from = before[k] ?? null;
+    if (JSON.stringify(from) !== JSON.stringify(v)) attrs[k] = { from, to: v };
+  }
+  const diff = { personal: { attrs } };
+  // jsonb's text form (what the 8 KB check measures) adds a space after each ':' and ','.
+  return Buffer.byteLength(JSON.stringify(diff)) <= 5000
+    ? diff
+    : { personal: { changed: Object.keys(attrs) } };
+}
+
 export const directoryRoutes: FastifyPluginAsyncZod<{
   db: Db;
   clock: Clock;
@@ -154,7 +175,11 @@ export const directoryRoutes: FastifyPluginAsyncZod<{
         else merged[k] = v;
       }
       validate(req.trellis, merged);
-      const updated = await updateItem(db, ctxOf(req.trellis, policyIds), req.params.id, merged);
+      const ctx = {
+        ...ctxOf(req.trellis, policyIds),
+        diff: attrsDiff(rec.item.attrs, req.body.attrs),
+      };
+      const updated = await updateItem(db, ctx, req.params.id, merged);
       req.trellis.audited = updated !== undefined;
       if (!updated) throw new TrellisError("not_found"); // deleted meanwhile
       return updated.item;

@@ -23,6 +23,8 @@ export interface GatewayCtx {
   event_id: string;
   request_id: string;
   at: string;
+  /** What the event records as changed (audit `diff`); `personal` is the actor's own data. */
+  diff?: Record<string, unknown>;
 }
 
 interface Row {

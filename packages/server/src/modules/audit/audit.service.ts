@@ -76,9 +76,9 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
   /**
    * Writes one event. Pass the transaction that makes a data change so the two commit
    * together; without one, the event goes through the group commit and the promise resolves
-   * when it is durable.
+   * when it is durable. Returns the event's id.
    */
-  async function record(ctx: AuditContext, rec: AuditRecord, tx?: Queryable): Promise<void> {
+  async function record(ctx: AuditContext, rec: AuditRecord, tx?: Queryable): Promise<string> {
     const event: NewAuditEvent = {
       event_id: newId("event"),
       occurred_at: clock.now(),
@@ -97,6 +97,7 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
     };
     if (tx) await insertEvent(tx, event);
     else await enqueue(event);
+    return event.event_id;
   }
 
   /** Waits until every queued event is written (shutdown). */

@@ -3,7 +3,7 @@ import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import type { Db } from "../../db/db";
 import { lineStream } from "../../lib/line-stream";
-import { canonicalEvent, EVENT_COLUMNS, type EventRow } from "./log";
+import { canonicalEvent, EVENT_COLUMNS, type EventRow, publicForm, SUBJECT_KEY_JOIN } from "./log";
 import { type LeafRecord, type VerifyReport, verifyLeaves } from "./verify-log";
 
 /**
@@ -19,10 +19,11 @@ export function exportLog(db: Db): { stream: Readable; done: Promise<number> } {
   const done = db.transaction(async (tx) => {
     await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     await tx.query("SET LOCAL TimeZone = 'UTC'");
-    const { rows: st } = await tx.query<{ tree_size: number }>(
-      "SELECT tree_size FROM trellis.audit_log_state",
+    const { rows: st } = await tx.query<{ tree_size: number; personal_from: number }>(
+      "SELECT tree_size, personal_from FROM trellis.audit_log_state",
     );
     const size = Number(st[0]?.tree_size ?? 0);
+    const personalFrom = Number(st[0]?.personal_from ?? 0);
     const { rows: cps } = await tx.query<{ tree_size: number; note: string }>(
       "SELECT tree_size, note FROM trellis.audit_checkpoints WHERE tree_size <= $1 ORDER BY tree_size",
       [size],
@@ -43,6 +44,7 @@ export function exportLog(db: Db): { stream: Readable; done: Promise<number> } {
       `DECLARE trellis_log_export NO SCROLL CURSOR FOR
          SELECT l.leaf_index, l.hash AS leaf_hash, e.seq IS NOT NULL AS found, ${EVENT_COLUMNS}
            FROM trellis.audit_leaves l LEFT JOIN trellis.audit_events e ON e.seq = l.event_seq
+                ${SUBJECT_KEY_JOIN}
           WHERE l.leaf_index < $1 ORDER BY l.leaf_index`,
       [size],
     );
@@ -51,7 +53,9 @@ export function exportLog(db: Db): { stream: Readable; done: Promise<number> } {
         EventRow & { leaf_index: number; leaf_hash: Uint8Array; found: boolean }
       >("FETCH 2000 FROM trellis_log_export");
       for (const { leaf_index, leaf_hash, found, ...event } of rows) {
-        const canonical = found ? canonicalEvent(event as EventRow) : "null";
+        const canonical = found
+          ? publicForm(event as EventRow, Number(leaf_index) < personalFrom)
+          : "null";
         await write(
           `{"leaf_index":${Number(leaf_index)},"leaf_hash":${JSON.stringify(Buffer.from(leaf_hash).toString("base64"))},"event":${canonical}}`,
         );
@@ -91,7 +95,7 @@ export async function verifyLogFile(
       const l = JSON.parse(n.value) as {
         leaf_index: number;
         leaf_hash: string;
-        event: EventRow | null;
+        event: Record<string, unknown> | null;
       };
       const e = l.event;
       if (e && e.action === "audit.prune") {
@@ -101,7 +105,10 @@ export async function verifyLogFile(
       yield {
         leaf_index: l.leaf_index,
         leaf_hash: new Uint8Array(Buffer.from(l.leaf_hash, "base64")),
-        event: e,
+        // The file holds each event as its leaf hashed it; RFC 8785 of the parsed object gives
+        // those bytes back (either form: see log.ts).
+        canonical: e ? canonicalEvent(e) : null,
+        event_id: e ? String(e.event_id) : undefined,
       };
     }
   }

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { Queryable } from "../../db/db";
 import {
@@ -16,20 +16,32 @@ import {
 } from "./merkle";
 
 /**
- * An audit event as a leaf commits to it: every column but the transaction id, timestamps as
- * UTC ISO 8601 with microseconds (as stored), read by one SQL expression so the sequencer, the
- * proof API and `trellis audit verify` see the same bytes. Canonical JSON is RFC 8785.
+ * An audit event as it is stored: every column but the transaction id, timestamps as UTC ISO
+ * 8601 with microseconds (as stored), plus what its leaf needs besides (the commitment an
+ * erasure left, the subject's key). One SQL expression for the sequencer, the proof API, the
+ * sinks and `trellis audit verify`, so all of them hash the same bytes. Use with EVENT_FROM (or
+ * join `trellis.audit_events e` and `trellis.audit_subject_keys k` the same way).
  */
-export const EVENT_COLUMNS = `seq, event_id,
-  to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
-  actor_id, actor_role, action, resource_type, resource_id, app_id, token_id, policy_ids,
-  outcome, error_code, request_id, diff`;
+export const EVENT_COLUMNS = `e.seq, e.event_id,
+  to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
+  e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
+  e.policy_ids, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment,
+  k.key AS subject_key`;
+export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
+export const EVENT_FROM = `trellis.audit_events e ${SUBJECT_KEY_JOIN}`;
 
-export type EventRow = Record<string, unknown> & { seq: number | string; event_id: string };
+export type EventRow = Record<string, unknown> & {
+  seq: number | string;
+  event_id: string;
+  actor_id?: string | null;
+  diff?: Record<string, unknown> | null;
+  erased_commitment?: Uint8Array | null;
+  subject_key?: Uint8Array | null;
+};
 
 /** RFC 8785 orders object keys by their UTF-16 code units. */
 const jcsOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-const EVENT_KEYS = [
+const STORED = [
   "seq",
   "event_id",
   "occurred_at",
@@ -45,28 +57,26 @@ const EVENT_KEYS = [
   "error_code",
   "request_id",
   "diff",
-].sort(jcsOrder);
+];
+/** The first form (leaves below `personal_from`): the stored event, whole. */
+const LEGACY_KEYS = [...STORED].sort(jcsOrder);
+/** The form with a personal commitment: the actor and diff.personal are behind `personal`. */
+const HASHED_KEYS = [...STORED.filter((k) => k !== "actor_id"), "personal"].sort(jcsOrder);
 
 /**
- * The canonical bytes (RFC 8785) of an event row read with EVENT_COLUMNS. The sequencer runs
- * this for every event, so the fixed columns are written directly (strings by JSON.stringify,
- * which is RFC 8785's string form; seq as an integer) and only `diff`, free-form JSON, goes
- * through the general canonicalizer. test/canonical-json.test.ts checks it equals
- * `canonicalize` on generated events.
+ * RFC 8785 for an object whose keys are `keys` (already in RFC 8785 order). The sequencer runs
+ * this for every event, so strings go by JSON.stringify (RFC 8785's string form) and seq as an
+ * integer; only free-form JSON (`diff`) goes through the general canonicalizer.
+ * test/canonical-json.test.ts checks it equals `canonicalize` on generated events.
  */
-export function canonicalEvent(row: EventRow): string {
-  const keys = Object.keys(row).length === EVENT_KEYS.length && EVENT_KEYS.every((k) => k in row);
-  if (!keys) {
-    const text = canonicalize({ ...row, seq: Number(row.seq) });
-    if (text === undefined) throw new Error("an audit event has no canonical form");
-    return text;
-  }
+function canonicalFields(row: Record<string, unknown>, keys: readonly string[]): string {
   let out = "{";
-  for (const k of EVENT_KEYS) {
+  for (const k of keys) {
     const v = row[k];
     let text: string | undefined;
     if (k === "seq") text = String(Number(v));
-    else if (v === null || typeof v === "string") text = JSON.stringify(v);
+    else if (v === null || v === undefined || typeof v === "string")
+      text = JSON.stringify(v ?? null);
     else if (k === "policy_ids" && Array.isArray(v) && v.every((x) => typeof x === "string"))
       text = JSON.stringify(v);
     else text = canonicalize(v);
@@ -76,8 +86,101 @@ export function canonicalEvent(row: EventRow): string {
   return `${out}}`;
 }
 
-export const eventLeafHash = (row: EventRow): Hash =>
-  leafHash(new TextEncoder().encode(canonicalEvent(row)));
+/**
+ * The canonical bytes (RFC 8785) of an object as a leaf of the first form hashes it: a stored
+ * event read with EVENT_COLUMNS, or any object (an exported event), canonicalized whole.
+ */
+export function canonicalEvent(row: Record<string, unknown>): string {
+  if (Object.keys(row).length === LEGACY_KEYS.length && LEGACY_KEYS.every((k) => k in row))
+    return canonicalFields(row, LEGACY_KEYS);
+  const text = canonicalize({ ...row, seq: Number(row.seq) });
+  if (text === undefined) throw new Error("an audit event has no canonical form");
+  return text;
+}
+
+/** What opens an event's personal commitment: anyone holding it can recompute `personal`. */
+export interface Opening {
+  /** base64 of HMAC-SHA-256(subject key, event_id). */
+  salt: string;
+  actor_id: string;
+  /** The event's diff.personal (what the actor submitted about themselves), or null. */
+  personal: unknown;
+}
+
+/** The subject's key is gone but the event still names its actor: not an erasure. */
+export class SubjectKeyMissing extends Error {}
+
+const PERSONAL_TAG = Uint8Array.of(2);
+
+/** SHA-256(0x02 || salt || RFC 8785({actor_id, personal})): the commitment a leaf carries. */
+export function personalCommitment(salt: Uint8Array, actorId: string, personal: unknown): Hash {
+  const body = `{"actor_id":${JSON.stringify(actorId)},"personal":${personal === null || personal === undefined ? "null" : canonicalize(personal)}}`;
+  return new Uint8Array(
+    createHash("sha256").update(PERSONAL_TAG).update(salt).update(body).digest(),
+  );
+}
+
+export const eventSalt = (subjectKey: Uint8Array, eventId: string): Uint8Array =>
+  new Uint8Array(createHmac("sha256", subjectKey).update(eventId).digest());
+
+const withoutPersonal = (diff: Record<string, unknown> | null | undefined) => {
+  if (!diff || typeof diff !== "object" || !("personal" in diff)) return diff ?? null;
+  const { personal: _, ...rest } = diff;
+  return rest;
+};
+
+/**
+ * The event a leaf hashes, as canonical JSON, and the opening of its personal commitment.
+ * Leaves below `personal_from` (logged before erasure existed) hash the stored event whole.
+ * Otherwise the actor and `diff.personal` are replaced by `personal`: the base64 commitment
+ * (the one an erasure kept, once erased; null for an event without an actor).
+ */
+export function hashedEvent(
+  row: EventRow,
+  legacy: boolean,
+): { canonical: string; opening: Opening | null } {
+  const { erased_commitment, subject_key, ...stored } = row;
+  if (legacy) return { canonical: canonicalFields(stored, LEGACY_KEYS), opening: null };
+  let personal: string | null = null;
+  let opening: Opening | null = null;
+  let diff = stored.diff ?? null;
+  if (erased_commitment) {
+    personal = Buffer.from(erased_commitment).toString("base64");
+  } else if (typeof stored.actor_id === "string") {
+    if (!subject_key)
+      throw new SubjectKeyMissing(
+        `event ${stored.event_id} names an actor whose audit key is gone, without an erasure`,
+      );
+    const salt = eventSalt(subject_key, stored.event_id);
+    const p = diff && typeof diff === "object" ? (diff.personal ?? null) : null;
+    personal = Buffer.from(personalCommitment(salt, stored.actor_id, p)).toString("base64");
+    opening = {
+      salt: Buffer.from(salt).toString("base64"),
+      actor_id: stored.actor_id,
+      personal: p,
+    };
+    diff = withoutPersonal(diff);
+  }
+  return { canonical: canonicalFields({ ...stored, diff, personal }, HASHED_KEYS), opening };
+}
+
+/**
+ * The event as its leaf hashed it: the public part and the personal commitment, never the
+ * personal part itself (an auditor verifies without it, and a copy outside the database would
+ * outlive an erasure). An event whose subject key is gone without an erasure is written without
+ * its commitment, so the file's verification names it.
+ */
+export function publicForm(event: EventRow, legacy: boolean): string {
+  try {
+    return hashedEvent(event, legacy).canonical;
+  } catch (err) {
+    if (!(err instanceof SubjectKeyMissing)) throw err;
+    return hashedEvent({ ...event, actor_id: null }, legacy).canonical;
+  }
+}
+
+export const canonicalLeafHash = (canonical: string): Hash =>
+  leafHash(new TextEncoder().encode(canonical));
 
 /** Reads stored nodes into a NodeSource; a missing node is an error naming it. */
 export async function loadNodes(

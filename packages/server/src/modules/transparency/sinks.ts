@@ -2,12 +2,13 @@ import { createHmac } from "node:crypto";
 import { closeSync, fsyncSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
-import { canonicalEvent, EVENT_COLUMNS, type EventRow } from "./log";
+import { EVENT_COLUMNS, type EventRow, publicForm, SUBJECT_KEY_JOIN } from "./log";
 
 /**
  * Near-real-time copies of the audit log, in leaf order, off the request path:
  *  - a file: one NDJSON line per event `{"leaf_index","leaf_hash","event"}` (the event exactly as
- *    hashed), fsynced per batch; it resumes after its own last line, so nothing is lost or doubled;
+ *    hashed: the public part and the personal commitment, never the personal part, so a copy
+ *    outside the database does not outlive an erasure), fsynced per batch; it resumes after its own last line, so nothing is lost or doubled;
  *  - a webhook: batches POSTed with `x-trellis-signature: sha256=<HMAC(secret, timestamp "." body)>`
  *    and `x-trellis-timestamp`; a 2xx acknowledges the batch (position kept in the database, one
  *    server delivering at a time); anything else is retried with backoff (1 s doubling to 60 s)
@@ -22,16 +23,19 @@ interface Delivery {
 }
 
 async function batchFrom(q: Queryable, from: number): Promise<Delivery[]> {
-  const { rows } = await q.query<EventRow & { leaf_index: number; leaf_hash: Uint8Array }>(
-    `SELECT l.leaf_index, l.hash AS leaf_hash, ${EVENT_COLUMNS}
+  const { rows } = await q.query<
+    EventRow & { leaf_index: number; leaf_hash: Uint8Array; personal_from: number }
+  >(
+    `SELECT l.leaf_index, l.hash AS leaf_hash, s.personal_from, ${EVENT_COLUMNS}
        FROM trellis.audit_leaves l JOIN trellis.audit_events e ON e.seq = l.event_seq
+            ${SUBJECT_KEY_JOIN} CROSS JOIN trellis.audit_log_state s
       WHERE l.leaf_index >= $1 ORDER BY l.leaf_index LIMIT $2`,
     [from, BATCH],
   );
-  return rows.map(({ leaf_index, leaf_hash, ...event }) => ({
+  return rows.map(({ leaf_index, leaf_hash, personal_from, ...event }) => ({
     leaf_index: Number(leaf_index),
     leaf_hash: Buffer.from(leaf_hash).toString("base64"),
-    event: JSON.parse(canonicalEvent(event as EventRow)),
+    event: JSON.parse(publicForm(event as EventRow, Number(leaf_index) < Number(personal_from))),
   }));
 }
 

@@ -1,3 +1,4 @@
+import { AuditErasure, AuditErasureRequest } from "@trellis/contracts";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Db } from "../../db/db";
@@ -68,6 +69,20 @@ export const transparencyRoutes: FastifyPluginAsyncZod<{
         .type("application/x-ndjson")
         .header("content-disposition", 'attachment; filename="trellis-audit-log.ndjson"')
         .send(stream);
+    },
+  );
+
+  // GDPR erasure of one data subject's personal data in the log (see README "Erasure").
+  app.post(
+    "/audit/erasures",
+    {
+      schema: { body: AuditErasureRequest, response: { 200: AuditErasure } },
+      config: { action: "audit.erase", resourceType: "audit_subject", roles: ["admin"] },
+    },
+    async (req) => {
+      const r = await log.erase(req.body.subject, auditContext(req.trellis));
+      req.trellis.audited = true; // the erasure's own event, written with it
+      return r;
     },
   );
 

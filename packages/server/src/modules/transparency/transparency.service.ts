@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from "node:crypto";
 import {
   closeSync,
   fsyncSync,
@@ -12,15 +13,18 @@ import { parseCosignerKey, verifyCosignature } from "@trellis/sdk/verify";
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { TrellisError } from "../../lib/errors";
-import type { AuditService } from "../audit/audit.service";
+import type { AuditContext, AuditService } from "../audit/audit.service";
 import {
   appendLeaves,
-  canonicalEvent,
+  canonicalLeafHash,
   consistencyProof,
   EVENT_COLUMNS,
+  EVENT_FROM,
   type EventRow,
-  eventLeafHash,
+  eventSalt,
+  hashedEvent,
   inclusionProof,
+  personalCommitment,
   rootOf,
 } from "./log";
 import type { Hash } from "./merkle";
@@ -103,6 +107,8 @@ export function transparencyService(deps: {
   /** Days audit events are kept in full (0: forever). */
   retentionDays?: number;
   audit?: Pick<AuditService, "record">;
+  /** Keys the hash that names an erased subject in its `audit.erase` event. */
+  erasureKey?: Buffer;
   /** A witness every new checkpoint is sent to (C2SP tlog-witness). */
   witness?: { url: string; key: string };
   log?: { error(obj: unknown, msg: string): void };
@@ -193,6 +199,31 @@ export function transparencyService(deps: {
       );
   }
 
+  /**
+   * Every actor gets a random key the first time the sequencer meets them; their events' salts
+   * derive from it (see log.ts `hashedEvent`). Only the sequencer creates keys and only an
+   * erasure deletes them, both under the sequencer's lock, so the keys read are the keys used.
+   */
+  async function giveSubjectKeys(tx: Queryable, rows: EventRow[]): Promise<void> {
+    const missing = new Map<string, Uint8Array>();
+    for (const r of rows)
+      if (typeof r.actor_id === "string" && !r.subject_key && !r.erased_commitment)
+        missing.set(r.actor_id, new Uint8Array(randomBytes(32)));
+    if (missing.size === 0) return;
+    await tx.query(
+      `INSERT INTO trellis.audit_subject_keys (subject, key, created_at)
+       SELECT * FROM unnest($1::text[], $2::bytea[], $3::timestamptz[])`,
+      [
+        [...missing.keys()],
+        [...missing.values()].map((k) => Buffer.from(k)),
+        [...missing.keys()].map(() => clock.now()),
+      ],
+    );
+    for (const r of rows)
+      if (typeof r.actor_id === "string" && !r.subject_key && !r.erased_commitment)
+        r.subject_key = missing.get(r.actor_id) ?? null;
+  }
+
   /** One sequencer pass. Returns the checkpoint it signed, if any. */
   async function tick(): Promise<Checkpoint | undefined> {
     if (halted) return undefined;
@@ -209,10 +240,11 @@ export function transparencyService(deps: {
         tree_size: number;
         hi_seq: number;
         holes: Hole[];
+        personal_from: number;
         xmin: string;
         xmax: string;
       }>(
-        `SELECT tree_size, hi_seq, holes,
+        `SELECT tree_size, hi_seq, holes, personal_from,
                 pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
                 pg_snapshot_xmax(pg_current_snapshot())::text AS xmax
            FROM trellis.audit_log_state FOR UPDATE`,
@@ -222,23 +254,28 @@ export function transparencyService(deps: {
       const size = Number(state.tree_size);
       const hi = Number(state.hi_seq);
       const { rows: fresh } = await tx.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM trellis.audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+        `SELECT ${EVENT_COLUMNS} FROM ${EVENT_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`,
         [hi, BATCH],
       );
       const holes = state.holes;
       const { rows: late } =
         holes.length > 0
           ? await tx.query<EventRow>(
-              `SELECT ${EVENT_COLUMNS} FROM trellis.audit_events WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
+              `SELECT ${EVENT_COLUMNS} FROM ${EVENT_FROM} WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq`,
               [holes.map((h) => h.seq)],
             )
           : { rows: [] as EventRow[] };
       const rows = [...late, ...fresh];
       const newHi = fresh.length > 0 ? Number(fresh.at(-1)?.seq) : hi;
+      await giveSubjectKeys(tx, rows);
+      const personalFrom = Number(state.personal_from);
       const newSize = await appendLeaves(
         tx,
         size,
-        rows.map((r) => ({ seq: Number(r.seq), hash: eventLeafHash(r) })),
+        rows.map((r, i) => ({
+          seq: Number(r.seq),
+          hash: canonicalLeafHash(hashedEvent(r, size + i < personalFrom).canonical),
+        })),
       );
       await tx.query(
         "UPDATE trellis.audit_log_state SET tree_size = $1, hi_seq = $2, holes = $3::jsonb",
@@ -417,16 +454,107 @@ export function transparencyService(deps: {
     });
   }
 
-  /** An event's inclusion proof against the newest checkpoint (or the given tree size). */
+  /**
+   * Erasure (GDPR) of one data subject's personal data in the log: every event of theirs in the
+   * tree loses its actor and `diff.personal` and keeps the commitment its leaf was built with;
+   * their key (every salt) is deleted. Leaves, proofs and checkpoints do not change, so
+   * `audit verify` still passes. The erasure is an `audit.erase` event whose resource is a keyed
+   * hash of the subject (the operator can later tell whether someone was erased; nobody can
+   * read the subject from it) and which the erased rows name (`erased_by`). Events written in
+   * the last second, not in the tree yet, are counted as `pending`: erase again shortly.
+   */
+  async function erase(
+    subject: string,
+    ctx: AuditContext,
+  ): Promise<{
+    subject_tag: string;
+    erased: number;
+    pending: number;
+    kept: number;
+    event_id: string;
+  }> {
+    const audit = deps.audit;
+    if (!audit) throw new Error("erasure needs the audit service");
+    await tick().catch(() => undefined); // take in what was just written, if this server can
+    const subjectTag = createHmac("sha256", deps.erasureKey ?? Buffer.alloc(32))
+      .update(subject)
+      .digest("base64url");
+    return db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK]);
+      const { rows } = await tx.query<EventRow & { leaf_index: number; personal_from: number }>(
+        `SELECT ${EVENT_COLUMNS}, l.leaf_index, s.personal_from
+           FROM ${EVENT_FROM} JOIN trellis.audit_leaves l ON l.event_seq = e.seq
+                CROSS JOIN trellis.audit_log_state s
+          WHERE e.actor_id = $1`,
+        [subject],
+      );
+      const { rows: pend } = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM trellis.audit_events e
+          WHERE e.actor_id = $1
+            AND NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)`,
+        [subject],
+      );
+      const erasable = rows.filter((r) => Number(r.leaf_index) >= Number(r.personal_from));
+      const commitments = erasable.map((r) => {
+        if (!r.subject_key) throw new TrellisError("audit_log_inconsistent");
+        const personal = r.diff && typeof r.diff === "object" ? (r.diff.personal ?? null) : null;
+        return Buffer.from(
+          personalCommitment(eventSalt(r.subject_key, r.event_id), subject, personal),
+        );
+      });
+      const result = {
+        subject_tag: subjectTag,
+        erased: erasable.length,
+        pending: Number(pend[0]?.n ?? 0),
+        kept: rows.length - erasable.length,
+      };
+      const eventId = await audit.record(
+        ctx,
+        {
+          action: "audit.erase",
+          resourceType: "audit_subject",
+          resourceId: subjectTag,
+          diff: result,
+        },
+        tx,
+      );
+      const { rows: me } = await tx.query<{ seq: number }>(
+        "SELECT seq FROM trellis.audit_events WHERE event_id = $1",
+        [eventId],
+      );
+      await tx.query("SELECT set_config('trellis.audit_erasure', $1, true)", [String(me[0]?.seq)]);
+      if (erasable.length > 0)
+        await tx.query(
+          `UPDATE trellis.audit_events e
+              SET actor_id = NULL, diff = e.diff - 'personal', erased_commitment = u.c, erased_by = $3
+             FROM unnest($1::bigint[], $2::bytea[]) AS u(seq, c)
+            WHERE e.seq = u.seq`,
+          [erasable.map((r) => r.seq), commitments, me[0]?.seq],
+        );
+      // Leaves logged before erasure existed (`kept`) hash the actor itself and keep it; they
+      // never used the key.
+      await tx.query("DELETE FROM trellis.audit_subject_keys WHERE subject = $1", [subject]);
+      return { ...result, event_id: eventId };
+    });
+  }
+
+  /**
+   * An event's inclusion proof against the newest checkpoint (or the given tree size): the event
+   * exactly as hashed, and the opening of its personal commitment unless it was erased.
+   */
   async function proof(eventId: string, atSize?: number) {
-    const { rows } = await db.query<EventRow & { leaf_index: number | null }>(
-      `SELECT ${EVENT_COLUMNS}, (SELECT l.leaf_index FROM trellis.audit_leaves l WHERE l.event_seq = e.seq) AS leaf_index
-         FROM trellis.audit_events e WHERE e.event_id = $1`,
+    const { rows } = await db.query<
+      EventRow & { leaf_index: number | null; personal_from: number }
+    >(
+      `SELECT ${EVENT_COLUMNS},
+              (SELECT l.leaf_index FROM trellis.audit_leaves l WHERE l.event_seq = e.seq) AS leaf_index,
+              (SELECT personal_from FROM trellis.audit_log_state) AS personal_from
+         FROM ${EVENT_FROM} WHERE e.event_id = $1`,
       [eventId],
     );
     const row = rows[0];
     if (!row) throw new TrellisError("not_found");
-    const { leaf_index, ...event } = row;
+    const { leaf_index, personal_from, ...event } = row;
     if (leaf_index === null) throw new TrellisError("audit_not_integrated");
     const cp = await latestCheckpoint();
     const size = atSize ?? cp?.treeSize ?? 0;
@@ -438,14 +566,19 @@ export function transparencyService(deps: {
           message: `the tree has ${treeSize} leaves; this event is leaf ${leaf_index}`,
         },
       ]);
-    const canonical = canonicalEvent(event as EventRow);
+    const { canonical, opening } = hashedEvent(
+      event as EventRow,
+      Number(leaf_index) < Number(personal_from),
+    );
     const checkpoint = await checkpointAt(size);
     return {
       event: JSON.parse(canonical) as Record<string, unknown>,
       canonical,
+      opening,
+      erased: event.erased_commitment != null,
       leaf_index: Number(leaf_index),
       tree_size: size,
-      leaf_hash: b64(eventLeafHash(event as EventRow)),
+      leaf_hash: b64(canonicalLeafHash(canonical)),
       proof: (await inclusionProof(db, Number(leaf_index), size)).map(b64),
       root_hash: b64(await rootOf(db, size)),
       checkpoint,
@@ -492,6 +625,7 @@ export function transparencyService(deps: {
     stop,
     proof,
     consistency,
+    erase,
     latestCheckpoint: () => latestCheckpoint(),
     publishedCheckpoint,
     status: () => ({ halted: halted ?? null }),

@@ -1,6 +1,13 @@
 import { verifyCheckpoint } from "@trellis/sdk/verify";
 import type { Queryable } from "../../db/db";
-import { EVENT_COLUMNS, type EventRow, eventLeafHash } from "./log";
+import {
+  canonicalLeafHash,
+  EVENT_COLUMNS,
+  type EventRow,
+  hashedEvent,
+  SUBJECT_KEY_JOIN,
+  SubjectKeyMissing,
+} from "./log";
 import { type Hash, nodeHash } from "./merkle";
 import { verifierKeyFor } from "./note";
 
@@ -20,6 +27,7 @@ export interface VerifyProblem {
     | "checkpoint_signature"
     | "checkpoint_root"
     | "not_in_log"
+    | "erasure_unlogged"
     | "tree_size";
   message: string;
   event_id?: string;
@@ -64,13 +72,19 @@ class CompactRange {
   }
 }
 
-/** One leaf as a verifier sees it: its stored hash and the event (null when pruned or gone). */
+/**
+ * One leaf as a verifier sees it: its stored hash and the event as its leaf hashes it
+ * (canonical JSON; null when pruned or gone), or why that form cannot be made.
+ */
 export interface LeafRecord {
   leaf_index: number;
   leaf_hash: Uint8Array;
-  event: EventRow | null;
+  canonical: string | null;
+  event_id?: string;
   /** The event's seq, for messages about a missing event. */
   event_seq?: number;
+  /** The event is there but its hashed form cannot be rebuilt (e.g. its subject key is gone). */
+  unbuildable?: string;
 }
 
 /**
@@ -136,7 +150,14 @@ export async function verifyLeaves(
     if (i >= o.size) break;
     if (Number(r.leaf_index) !== i)
       return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
-    if (r.event === null) {
+    if (r.unbuildable !== undefined)
+      return fail({
+        kind: "event_changed",
+        leaf_index: i,
+        event_id: r.event_id,
+        message: `event ${r.event_id} (leaf ${i}): ${r.unbuildable}`,
+      });
+    if (r.canonical === null) {
       if (i >= o.prunedBelow)
         return fail({
           kind: "event_missing",
@@ -146,13 +167,13 @@ export async function verifyLeaves(
       range.append(new Uint8Array(r.leaf_hash)); // pruned by retention: the hash stands for it
       report.pruned += 1;
     } else {
-      const h = eventLeafHash(r.event);
+      const h = canonicalLeafHash(r.canonical);
       if (!Buffer.from(r.leaf_hash).equals(Buffer.from(h)))
         return fail({
           kind: "event_changed",
           leaf_index: i,
-          event_id: r.event.event_id,
-          message: `event ${r.event.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
+          event_id: r.event_id,
+          message: `event ${r.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
         });
       range.append(h);
       report.events += 1;
@@ -178,10 +199,11 @@ export async function verifyLog(
   q: Queryable,
   opts: { verifierKey?: string; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<VerifyReport> {
-  const { rows: st } = await q.query<{ tree_size: number }>(
-    "SELECT tree_size FROM trellis.audit_log_state",
+  const { rows: st } = await q.query<{ tree_size: number; personal_from: number }>(
+    "SELECT tree_size, personal_from FROM trellis.audit_log_state",
   );
   const size = Number(st[0]?.tree_size ?? 0);
+  const personalFrom = Number(st[0]?.personal_from ?? 0);
   const { rows: keyRows } = await q.query<{ origin: string; public_key: Uint8Array }>(
     "SELECT origin, public_key FROM trellis.audit_log_keys ORDER BY created_at LIMIT 1",
   );
@@ -195,7 +217,7 @@ export async function verifyLog(
   const key =
     opts.verifierKey ??
     (keyRows[0] ? verifierKeyFor(keyRows[0].origin, new Uint8Array(keyRows[0].public_key)) : "");
-  const report = await verifyLeaves(dbLeaves(q, size), {
+  const report = await verifyLeaves(dbLeaves(q, size, personalFrom), {
     size,
     checkpoints: cps.map((c) => ({ size: Number(c.tree_size), note: c.note })),
     key,
@@ -208,6 +230,24 @@ export async function verifyLog(
       WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
       ORDER BY e.seq LIMIT 1`,
   );
+  // An erased event must name an erasure that is itself in the log.
+  const { rows: unlogged } = await q.query<{ event_id: string }>(
+    `SELECT e.event_id FROM trellis.audit_events e
+      WHERE e.erased_by IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM trellis.audit_events x JOIN trellis.audit_leaves l ON l.event_seq = x.seq
+         WHERE x.seq = e.erased_by AND x.action = 'audit.erase')
+      ORDER BY e.seq LIMIT 1`,
+  );
+  if (unlogged[0])
+    return {
+      ...report,
+      ok: false,
+      problem: {
+        kind: "erasure_unlogged",
+        event_id: unlogged[0].event_id,
+        message: `event ${unlogged[0].event_id} was erased, but no erasure in the log says so (its personal part was removed behind the log's back)`,
+      },
+    };
   if (loose[0])
     return {
       ...report,
@@ -222,7 +262,11 @@ export async function verifyLog(
 }
 
 /** The database's leaves with their events, in index order, read a few pages ahead. */
-async function* dbLeaves(q: Queryable, size: number): AsyncGenerator<LeafRecord> {
+async function* dbLeaves(
+  q: Queryable,
+  size: number,
+  personalFrom: number,
+): AsyncGenerator<LeafRecord> {
   type Row = EventRow & {
     leaf_index: number;
     event_seq: number;
@@ -234,6 +278,7 @@ async function* dbLeaves(q: Queryable, size: number): AsyncGenerator<LeafRecord>
       await q.query<Row>(
         `SELECT l.leaf_index, l.event_seq, l.hash AS leaf_hash, e.seq IS NOT NULL AS found, ${EVENT_COLUMNS}
            FROM trellis.audit_leaves l LEFT JOIN trellis.audit_events e ON e.seq = l.event_seq
+                ${SUBJECT_KEY_JOIN}
           WHERE l.leaf_index >= $1 AND l.leaf_index < $2 ORDER BY l.leaf_index`,
         [from, Math.min(size, from + PAGE)],
       )
@@ -257,12 +302,25 @@ async function* dbLeaves(q: Queryable, size: number): AsyncGenerator<LeafRecord>
     refill();
     for (const r of rows) {
       const { leaf_index, event_seq, found, leaf_hash, ...event } = r;
-      yield {
+      const base = {
         leaf_index: Number(leaf_index),
         leaf_hash: new Uint8Array(leaf_hash),
-        event: found ? (event as EventRow) : null,
+        event_id: event.event_id,
         event_seq: Number(event_seq),
       };
+      if (!found) {
+        yield { ...base, canonical: null };
+        continue;
+      }
+      try {
+        yield {
+          ...base,
+          canonical: hashedEvent(event as EventRow, Number(leaf_index) < personalFrom).canonical,
+        };
+      } catch (err) {
+        if (!(err instanceof SubjectKeyMissing)) throw err;
+        yield { ...base, canonical: "", unbuildable: err.message };
+      }
     }
   }
 }
