@@ -1,6 +1,8 @@
+import { createHash, createHmac } from "node:crypto";
 import { verifyConsistency, verifyInclusion } from "@trellis/sdk";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { eventSalt } from "../src/modules/transparency/log";
 import {
   consistencyRanges,
   type Hash,
@@ -10,7 +12,10 @@ import {
   type NodeSource,
   newNodes,
   nodeHash,
+  nodeHashB64,
   nodeKey,
+  textLeafHash,
+  textLeafHashB64,
 } from "../src/modules/transparency/merkle";
 
 /** RFC 9162 §2.1.1, straight from the definition: the reference the stored-node tree must equal. */
@@ -128,5 +133,51 @@ describe("the stored-node Merkle tree", () => {
     expect(() => verifyConsistency(1, 2, [h.slice(2)], h, h)).toThrow(TypeError);
     expect(verifyInclusion(1, 1, h, [], h)).toBe(false);
     expect(verifyInclusion(0, 1, h, [], h)).toBe(true);
+  });
+});
+
+describe("the hot loops' hashes (strings, reused scratch) equal the plain definitions", () => {
+  const sha = (...parts: Array<Uint8Array | string>) => {
+    const h = createHash("sha256");
+    for (const p of parts) h.update(p);
+    return h.digest();
+  };
+  it("leaf and node hashes, in base64 and as bytes, for any text (also past the scratch)", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: "binary", maxLength: 300 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        (text, l, r) => {
+          const want = sha(Uint8Array.of(0), Buffer.from(text, "utf8"));
+          expect(textLeafHashB64(text)).toBe(want.toString("base64"));
+          expect(Buffer.from(textLeafHash(text))).toEqual(want);
+          expect(Buffer.from(leafHash(Buffer.from(text, "utf8")))).toEqual(want);
+          const node = sha(Uint8Array.of(1), l, r);
+          expect(Buffer.from(nodeHash(l, r))).toEqual(node);
+          expect(
+            nodeHashB64(Buffer.from(l).toString("base64"), Buffer.from(r).toString("base64")),
+          ).toBe(node.toString("base64"));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const big = "é".repeat(40_000); // 80 000 bytes: larger than the scratch buffer
+    expect(textLeafHashB64(big)).toBe(sha(Uint8Array.of(0), Buffer.from(big)).toString("base64"));
+  });
+
+  it("event salts are HMAC-SHA-256(subject key, event_id), also when a subject's key changes", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.string({ maxLength: 100 }),
+        (key, id) => {
+          const want = createHmac("sha256", key).update(id).digest();
+          expect(Buffer.from(eventSalt(key, id, "same-actor"))).toEqual(want);
+          expect(Buffer.from(eventSalt(key, id))).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -104,7 +104,7 @@ export async function verifyLogFile(
       }
       yield {
         leaf_index: l.leaf_index,
-        leaf_hash: new Uint8Array(Buffer.from(l.leaf_hash, "base64")),
+        leaf_hash: l.leaf_hash,
         // The file holds each event as its leaf hashed it; RFC 8785 of the parsed object gives
         // those bytes back (either form: see log.ts).
         canonical: e ? canonicalEvent(e) : null,

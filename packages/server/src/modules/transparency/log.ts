@@ -4,8 +4,8 @@ import type { Queryable } from "../../db/db";
 import {
   consistencyRanges,
   type Hash,
+  hashBinary,
   inclusionRanges,
-  leafHash,
   mth,
   type NodeSource,
   neededForRanges,
@@ -13,6 +13,10 @@ import {
   newNodes,
   nodeHash,
   nodeKey,
+  taggedHash,
+  taggedHashString,
+  textLeafHash,
+  textLeafHashB64,
 } from "./merkle";
 
 /**
@@ -22,11 +26,11 @@ import {
  * sinks and `trellis audit verify`, so all of them hash the same bytes. Use with EVENT_FROM (or
  * join `trellis.audit_events e` and `trellis.audit_subject_keys k` the same way).
  */
-export const EVENT_COLUMNS = `e.seq, e.event_id,
+export const EVENT_COLUMNS_STORED = `e.seq, e.event_id,
   to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
   e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
-  e.policy_ids, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment,
-  k.key AS subject_key`;
+  e.policy_ids, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment`;
+export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, k.key AS subject_key`;
 export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
 export const EVENT_FROM = `trellis.audit_events e ${SUBJECT_KEY_JOIN}`;
 
@@ -64,15 +68,21 @@ const LEGACY_KEYS = [...STORED].sort(jcsOrder);
 const HASHED_KEYS = [...STORED.filter((k) => k !== "actor_id"), "personal"].sort(jcsOrder);
 
 /**
- * RFC 8785 for an object whose keys are `keys` (already in RFC 8785 order). The sequencer runs
- * this for every event, so strings go by JSON.stringify (RFC 8785's string form) and seq as an
- * integer; only free-form JSON (`diff`) goes through the general canonicalizer.
+ * RFC 8785 for an object whose keys are `keys` (already in RFC 8785 order), with `diff` and
+ * `personal` taken from the arguments (no copy of the row: this runs for every event in the
+ * sequencer and in `audit verify`). Strings go by JSON.stringify (RFC 8785's string form) and seq
+ * as an integer; only free-form JSON (`diff`) goes through the general canonicalizer.
  * test/canonical-json.test.ts checks it equals `canonicalize` on generated events.
  */
-function canonicalFields(row: Record<string, unknown>, keys: readonly string[]): string {
+function canonicalFields(
+  row: Record<string, unknown>,
+  keys: readonly string[],
+  diff: unknown,
+  personal?: string | null,
+): string {
   let out = "{";
   for (const k of keys) {
-    const v = row[k];
+    const v = k === "diff" ? diff : k === "personal" ? personal : row[k];
     let text: string | undefined;
     if (k === "seq") text = String(Number(v));
     else if (v === null || v === undefined || typeof v === "string")
@@ -81,7 +91,7 @@ function canonicalFields(row: Record<string, unknown>, keys: readonly string[]):
       text = JSON.stringify(v);
     else text = canonicalize(v);
     if (text === undefined) throw new Error(`audit event field ${k} has no canonical form`);
-    out += `${out.length > 1 ? "," : ""}${JSON.stringify(k)}:${text}`;
+    out += `${out.length > 1 ? "," : ""}"${k}":${text}`;
   }
   return `${out}}`;
 }
@@ -92,7 +102,7 @@ function canonicalFields(row: Record<string, unknown>, keys: readonly string[]):
  */
 export function canonicalEvent(row: Record<string, unknown>): string {
   if (Object.keys(row).length === LEGACY_KEYS.length && LEGACY_KEYS.every((k) => k in row))
-    return canonicalFields(row, LEGACY_KEYS);
+    return canonicalFields(row, LEGACY_KEYS, row.diff);
   const text = canonicalize({ ...row, seq: Number(row.seq) });
   if (text === undefined) throw new Error("an audit event has no canonical form");
   return text;
@@ -110,18 +120,52 @@ export interface Opening {
 /** The subject's key is gone but the event still names its actor: not an erasure. */
 export class SubjectKeyMissing extends Error {}
 
-const PERSONAL_TAG = Uint8Array.of(2);
+const personalBody = (actorId: string, personal: unknown) =>
+  `{"actor_id":${JSON.stringify(actorId)},"personal":${personal === null || personal === undefined ? "null" : canonicalize(personal)}}`;
 
 /** SHA-256(0x02 || salt || RFC 8785({actor_id, personal})): the commitment a leaf carries. */
 export function personalCommitment(salt: Uint8Array, actorId: string, personal: unknown): Hash {
-  const body = `{"actor_id":${JSON.stringify(actorId)},"personal":${personal === null || personal === undefined ? "null" : canonicalize(personal)}}`;
-  return new Uint8Array(
-    createHash("sha256").update(PERSONAL_TAG).update(salt).update(body).digest(),
-  );
+  return taggedHash(2, salt, personalBody(actorId, personal));
 }
 
-export const eventSalt = (subjectKey: Uint8Array, eventId: string): Uint8Array =>
-  new Uint8Array(createHmac("sha256", subjectKey).update(eventId).digest());
+/**
+ * HMAC-SHA-256 pads of the subject keys met lately: a key's pads are computed once, not per
+ * event. Keyed by actor, checked against the key bytes (an erased subject gets a new key).
+ */
+const padCache = new Map<string, { key: Buffer; inner: Buffer; outer: Buffer }>();
+
+function padsFor(subjectKey: Uint8Array, actorId: string | undefined) {
+  const cached = actorId === undefined ? undefined : padCache.get(actorId);
+  if (cached?.key.equals(subjectKey)) return cached;
+  const key = Buffer.from(subjectKey);
+  const inner = Buffer.alloc(64, 0x36);
+  const outer = Buffer.alloc(64, 0x5c);
+  for (let i = 0; i < key.length; i++) {
+    inner[i] = (inner[i] as number) ^ (key[i] as number);
+    outer[i] = (outer[i] as number) ^ (key[i] as number);
+  }
+  const pads = { key, inner, outer };
+  if (actorId !== undefined) {
+    if (padCache.size >= 10_000) padCache.clear();
+    padCache.set(actorId, pads);
+  }
+  return pads;
+}
+
+/**
+ * The per-event salt, HMAC-SHA-256(subject key, event_id) (RFC 2104 with cached pads), as a
+ * binary string (one char per byte).
+ */
+function saltBinary(subjectKey: Uint8Array, eventId: string, actorId?: string): string {
+  if (subjectKey.length > 64 || 64 + eventId.length * 3 + 32 > 64 * 1024)
+    return createHmac("sha256", subjectKey).update(eventId).digest("binary");
+  const pads = padsFor(subjectKey, actorId);
+  return hashBinary(pads.outer, null, hashBinary(pads.inner, eventId, null));
+}
+
+/** The per-event salt: HMAC-SHA-256(subject key, event_id). */
+export const eventSalt = (subjectKey: Uint8Array, eventId: string, actorId?: string): Uint8Array =>
+  new Uint8Array(Buffer.from(saltBinary(subjectKey, eventId, actorId), "binary"));
 
 const withoutPersonal = (diff: Record<string, unknown> | null | undefined) => {
   if (!diff || typeof diff !== "object" || !("personal" in diff)) return diff ?? null;
@@ -138,9 +182,11 @@ const withoutPersonal = (diff: Record<string, unknown> | null | undefined) => {
 export function hashedEvent(
   row: EventRow,
   legacy: boolean,
+  withOpening = true,
 ): { canonical: string; opening: Opening | null } {
-  const { erased_commitment, subject_key, ...stored } = row;
-  if (legacy) return { canonical: canonicalFields(stored, LEGACY_KEYS), opening: null };
+  if (legacy) return { canonical: canonicalFields(row, LEGACY_KEYS, row.diff), opening: null };
+  const { erased_commitment, subject_key } = row;
+  const stored = row;
   let personal: string | null = null;
   let opening: Opening | null = null;
   let diff = stored.diff ?? null;
@@ -151,17 +197,18 @@ export function hashedEvent(
       throw new SubjectKeyMissing(
         `event ${stored.event_id} names an actor whose audit key is gone, without an erasure`,
       );
-    const salt = eventSalt(subject_key, stored.event_id);
+    const salt = saltBinary(subject_key, stored.event_id, stored.actor_id);
     const p = diff && typeof diff === "object" ? (diff.personal ?? null) : null;
-    personal = Buffer.from(personalCommitment(salt, stored.actor_id, p)).toString("base64");
-    opening = {
-      salt: Buffer.from(salt).toString("base64"),
-      actor_id: stored.actor_id,
-      personal: p,
-    };
+    personal = taggedHashString(2, salt, personalBody(stored.actor_id, p), "base64");
+    if (withOpening)
+      opening = {
+        salt: Buffer.from(salt, "binary").toString("base64"),
+        actor_id: stored.actor_id,
+        personal: p,
+      };
     diff = withoutPersonal(diff);
   }
-  return { canonical: canonicalFields({ ...stored, diff, personal }, HASHED_KEYS), opening };
+  return { canonical: canonicalFields(row, HASHED_KEYS, diff, personal), opening };
 }
 
 /**
@@ -179,8 +226,9 @@ export function publicForm(event: EventRow, legacy: boolean): string {
   }
 }
 
-export const canonicalLeafHash = (canonical: string): Hash =>
-  leafHash(new TextEncoder().encode(canonical));
+export const canonicalLeafHash = (canonical: string): Hash => textLeafHash(canonical);
+/** The same, in base64 (the verifier's loop). */
+export const canonicalLeafHashB64 = (canonical: string): string => textLeafHashB64(canonical);
 
 /** Reads stored nodes into a NodeSource; a missing node is an error naming it. */
 export async function loadNodes(

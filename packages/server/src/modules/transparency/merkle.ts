@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 
 /**
  * RFC 9162 Merkle tree hashes and proofs over stored subtree hashes. The store holds the hash
@@ -10,10 +10,99 @@ import { createHash } from "node:crypto";
 
 export type Hash = Uint8Array;
 
-export const leafHash = (data: Uint8Array): Hash =>
-  new Uint8Array(createHash("sha256").update(Uint8Array.of(0)).update(data).digest());
-export const nodeHash = (left: Hash, right: Hash): Hash =>
-  new Uint8Array(createHash("sha256").update(Uint8Array.of(1)).update(left).update(right).digest());
+/**
+ * SHA-256 of one buffer. The sequencer and `audit verify` hash every event three or four times,
+ * so these avoid a Hash object per call (`crypto.hash`, Node ≥ 20.12: about 1.6 µs against
+ * 2.1–6.9 µs for createHash/update/digest with an encoded copy on this machine) and write their
+ * input into one reused scratch buffer. Synchronous, so the scratch is never shared.
+ */
+const sha256: (data: Uint8Array) => Hash =
+  typeof crypto.hash === "function"
+    ? (data) => crypto.hash("sha256", data, "buffer")
+    : (data) => crypto.createHash("sha256").update(data).digest();
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** SHA-256(tag || prefix || text as UTF-8): a tagged hash of a string, without an encoded copy. */
+export function taggedHash(tag: number, prefix: Uint8Array | null, text: string): Hash {
+  const head = 1 + (prefix?.length ?? 0);
+  if (head + text.length * 3 > scratch.length) {
+    const h = crypto.createHash("sha256").update(Uint8Array.of(tag));
+    if (prefix) h.update(prefix);
+    return h.update(text, "utf8").digest();
+  }
+  scratch[0] = tag;
+  if (prefix) scratch.set(prefix, 1);
+  const n = text.length === 0 ? 0 : scratch.write(text, head, "utf8");
+  return sha256(scratch.subarray(0, head + n));
+}
+
+export function leafHash(data: Uint8Array): Hash {
+  if (data.length + 1 > scratch.length)
+    return crypto.createHash("sha256").update(Uint8Array.of(0)).update(data).digest();
+  scratch[0] = 0;
+  scratch.set(data, 1);
+  return sha256(scratch.subarray(0, data.length + 1));
+}
+
+/** The leaf hash of a string's UTF-8 bytes (an event's canonical JSON). */
+export const textLeafHash = (text: string): Hash => taggedHash(0, null, text);
+
+/*
+ * The same hashes with hashes as strings ("binary": one char per byte; or base64), for the
+ * loops that hash every event (sequencer, `audit verify`): a string is an ordinary heap object,
+ * while every Buffer a hash returns carries its own backing store, and allocating and collecting
+ * those was a quarter of `audit verify`'s time.
+ */
+const hashTo = (data: Uint8Array, enc: "binary" | "base64"): string =>
+  typeof crypto.hash === "function"
+    ? crypto.hash("sha256", data, enc)
+    : crypto.createHash("sha256").update(data).digest(enc);
+
+/** SHA-256(tag || prefix (binary string) || text as UTF-8), as `enc`. */
+export function taggedHashString(
+  tag: number,
+  prefix: string | null,
+  text: string,
+  enc: "binary" | "base64",
+): string {
+  const head = 1 + (prefix?.length ?? 0);
+  if (head + text.length * 3 > scratch.length) {
+    const h = crypto.createHash("sha256").update(Uint8Array.of(tag));
+    if (prefix) h.update(prefix, "binary");
+    return h.update(text, "utf8").digest(enc);
+  }
+  scratch[0] = tag;
+  if (prefix) scratch.write(prefix, 1, "binary");
+  const n = text.length === 0 ? 0 : scratch.write(text, head, "utf8");
+  return hashTo(scratch.subarray(0, head + n), enc);
+}
+
+/** A leaf hash in base64 from the leaf's text. */
+export const textLeafHashB64 = (text: string): string => taggedHashString(0, null, text, "base64");
+
+/** An interior node's hash in base64 from its children's, in base64. */
+export function nodeHashB64(left: string, right: string): string {
+  scratch[0] = 1;
+  scratch.write(left, 1, "base64");
+  scratch.write(right, 33, "base64");
+  return hashTo(scratch.subarray(0, 65), "base64");
+}
+
+/** SHA-256 of `prefix` (binary string) + UTF-8 `text`, as a binary string (HMAC's inner and outer hashes). */
+export function hashBinary(prefix: Uint8Array, text: string | null, tail: string | null): string {
+  scratch.set(prefix, 0);
+  let n = prefix.length;
+  if (text !== null) n += scratch.write(text, n, "utf8");
+  if (tail !== null) n += scratch.write(tail, n, "binary");
+  return hashTo(scratch.subarray(0, n), "binary");
+}
+
+export function nodeHash(left: Hash, right: Hash): Hash {
+  scratch[0] = 1;
+  scratch.set(left, 1);
+  scratch.set(right, 33);
+  return sha256(scratch.subarray(0, 65));
+}
 
 /** A stored node's key. */
 export const nodeKey = (level: number, idx: number) => `${level}:${idx}`;

@@ -274,7 +274,7 @@ export function transparencyService(deps: {
         size,
         rows.map((r, i) => ({
           seq: Number(r.seq),
-          hash: canonicalLeafHash(hashedEvent(r, size + i < personalFrom).canonical),
+          hash: canonicalLeafHash(hashedEvent(r, size + i < personalFrom, false).canonical),
         })),
       );
       await tx.query(

@@ -1,14 +1,13 @@
 import { verifyCheckpoint } from "@trellis/sdk/verify";
 import type { Queryable } from "../../db/db";
 import {
-  canonicalLeafHash,
-  EVENT_COLUMNS,
+  canonicalLeafHashB64,
+  EVENT_COLUMNS_STORED,
   type EventRow,
   hashedEvent,
-  SUBJECT_KEY_JOIN,
   SubjectKeyMissing,
 } from "./log";
-import { type Hash, nodeHash } from "./merkle";
+import { nodeHashB64 } from "./merkle";
 import { verifierKeyFor } from "./note";
 
 /**
@@ -48,25 +47,28 @@ const PAGE = 10_000;
 
 /** A compact range [0, n): the roots of the perfect subtrees, left to right. */
 class CompactRange {
-  private readonly stack: Array<{ size: number; hash: Hash }> = [];
+  private readonly stack: Array<{ size: number; hash: string }> = [];
   size = 0;
-  append(h: Hash) {
-    let node = { size: 1, hash: h };
+  /** Appends a leaf hash (base64). */
+  append(h: string) {
+    let size = 1;
+    let hash = h;
     let top = this.stack.at(-1);
-    while (top && top.size === node.size) {
+    while (top && top.size === size) {
       this.stack.pop();
-      node = { size: node.size * 2, hash: nodeHash(top.hash, node.hash) };
+      hash = nodeHashB64(top.hash, hash);
+      size *= 2;
       top = this.stack.at(-1);
     }
-    this.stack.push(node);
+    this.stack.push({ size, hash });
     this.size += 1;
   }
-  /** MTH of the leaves so far (RFC 9162: the right-most subtrees fold first). */
-  root(): Hash | undefined {
-    let acc: Hash | undefined;
+  /** MTH of the leaves so far, base64 (RFC 9162: the right-most subtrees fold first). */
+  root(): string | undefined {
+    let acc: string | undefined;
     for (let i = this.stack.length - 1; i >= 0; i--) {
-      const s = this.stack[i] as { hash: Hash };
-      acc = acc ? nodeHash(s.hash, acc) : s.hash;
+      const s = this.stack[i] as { hash: string };
+      acc = acc ? nodeHashB64(s.hash, acc) : s.hash;
     }
     return acc;
   }
@@ -78,13 +80,56 @@ class CompactRange {
  */
 export interface LeafRecord {
   leaf_index: number;
-  leaf_hash: Uint8Array;
+  /** base64. */
+  leaf_hash: string;
   canonical: string | null;
   event_id?: string;
   /** The event's seq, for messages about a missing event. */
   event_seq?: number;
   /** The event is there but its hashed form cannot be rebuilt (e.g. its subject key is gone). */
   unbuildable?: string;
+}
+
+/**
+ * One leaf's own check: its event rehashed against the stored leaf hash (a missing event is
+ * accepted only below `prunedBelow`). Returns the hash the tree takes, or the problem.
+ */
+export function checkLeaf(
+  r: LeafRecord,
+  i: number,
+  prunedBelow: number,
+): { hash: string; pruned: boolean } | { problem: VerifyProblem } {
+  if (r.unbuildable !== undefined)
+    return {
+      problem: {
+        kind: "event_changed",
+        leaf_index: i,
+        event_id: r.event_id,
+        message: `event ${r.event_id} (leaf ${i}): ${r.unbuildable}`,
+      },
+    };
+  if (r.canonical === null) {
+    if (i >= prunedBelow)
+      return {
+        problem: {
+          kind: "event_missing",
+          leaf_index: i,
+          message: `leaf ${i}${r.event_seq !== undefined ? ` is event seq ${r.event_seq}, which` : "'s event"} is no longer there (deleted)`,
+        },
+      };
+    return { hash: r.leaf_hash, pruned: true }; // the hash stands for it
+  }
+  const h = canonicalLeafHashB64(r.canonical);
+  if (r.leaf_hash !== h)
+    return {
+      problem: {
+        kind: "event_changed",
+        leaf_index: i,
+        event_id: r.event_id,
+        message: `event ${r.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
+      },
+    };
+  return { hash: h, pruned: false };
 }
 
 /**
@@ -118,6 +163,7 @@ export async function verifyLeaves(
     });
   const range = new CompactRange();
   let next = 0;
+  let i = 0;
   const checkpointsHere = (): VerifyProblem | undefined => {
     while (
       next < o.checkpoints.length &&
@@ -135,7 +181,7 @@ export async function verifyLeaves(
           message: `checkpoint ${cp.size} does not verify: ${(err as Error).message}`,
         };
       }
-      if (!Buffer.from(signedRoot).equals(Buffer.from(range.root() as Hash)))
+      if (Buffer.from(signedRoot).toString("base64") !== range.root())
         return {
           kind: "checkpoint_root",
           message: `checkpoint ${cp.size} signs another root than the events give (a changed leaf before it, or a forked checkpoint)`,
@@ -145,39 +191,15 @@ export async function verifyLeaves(
     }
     return undefined;
   };
-  let i = 0;
   for await (const r of leaves) {
     if (i >= o.size) break;
     if (Number(r.leaf_index) !== i)
       return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
-    if (r.unbuildable !== undefined)
-      return fail({
-        kind: "event_changed",
-        leaf_index: i,
-        event_id: r.event_id,
-        message: `event ${r.event_id} (leaf ${i}): ${r.unbuildable}`,
-      });
-    if (r.canonical === null) {
-      if (i >= o.prunedBelow)
-        return fail({
-          kind: "event_missing",
-          leaf_index: i,
-          message: `leaf ${i}${r.event_seq !== undefined ? ` is event seq ${r.event_seq}, which` : "'s event"} is no longer there (deleted)`,
-        });
-      range.append(new Uint8Array(r.leaf_hash)); // pruned by retention: the hash stands for it
-      report.pruned += 1;
-    } else {
-      const h = canonicalLeafHash(r.canonical);
-      if (!Buffer.from(r.leaf_hash).equals(Buffer.from(h)))
-        return fail({
-          kind: "event_changed",
-          leaf_index: i,
-          event_id: r.event_id,
-          message: `event ${r.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
-        });
-      range.append(h);
-      report.events += 1;
-    }
+    const c = checkLeaf(r, i, o.prunedBelow);
+    if ("problem" in c) return fail(c.problem);
+    range.append(c.hash);
+    if (c.pruned) report.pruned += 1;
+    else report.events += 1;
     const bad = checkpointsHere();
     if (bad) return fail(bad);
     i += 1;
@@ -195,10 +217,12 @@ export async function verifyLeaves(
   return report;
 }
 
-export async function verifyLog(
-  q: Queryable,
-  opts: { verifierKey?: string; onProgress?: (done: number, total: number) => void } = {},
-): Promise<VerifyReport> {
+export interface VerifyOptions {
+  verifierKey?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const { rows: st } = await q.query<{ tree_size: number; personal_from: number }>(
     "SELECT tree_size, personal_from FROM trellis.audit_log_state",
   );
@@ -217,11 +241,13 @@ export async function verifyLog(
   const key =
     opts.verifierKey ??
     (keyRows[0] ? verifierKeyFor(keyRows[0].origin, new Uint8Array(keyRows[0].public_key)) : "");
-  const report = await verifyLeaves(dbLeaves(q, size, personalFrom), {
+  const checkpoints = cps.map((c) => ({ size: Number(c.tree_size), note: c.note }));
+  const prunedBelow = Number(pr[0]?.below ?? 0);
+  const report = await verifyLeaves(dbLeaves(q, 0, size, personalFrom), {
     size,
-    checkpoints: cps.map((c) => ({ size: Number(c.tree_size), note: c.note })),
+    checkpoints,
     key,
-    prunedBelow: Number(pr[0]?.below ?? 0),
+    prunedBelow,
     onProgress: opts.onProgress,
   });
   if (!report.ok) return report;
@@ -262,60 +288,96 @@ export async function verifyLog(
 }
 
 /** The database's leaves with their events, in index order, read a few pages ahead. */
-async function* dbLeaves(
+export async function* dbLeaves(
   q: Queryable,
-  size: number,
+  start: number,
+  end: number,
   personalFrom: number,
 ): AsyncGenerator<LeafRecord> {
-  type Row = EventRow & {
-    leaf_index: number;
-    event_seq: number;
-    found: boolean;
-    leaf_hash: Uint8Array;
+  type Leaf = { leaf_index: number; event_seq: number; leaf_hash: string };
+  type Row = { leaf: Leaf; event: EventRow | undefined };
+  // Subject keys, read once per subject for the run (a verify meets few subjects per page).
+  const keys = new Map<string, Uint8Array | null>();
+  /**
+   * One page: its leaves by index, then their events by seq range (leaf order is commit order,
+   * so a page's seqs are close together), then the keys of subjects not met yet. Two range
+   * scans cost the database about a third of joining leaves to events row by row.
+   */
+  const page = async (from: number): Promise<Row[]> => {
+    const { rows: leaves } = await q.query<Leaf>(
+      `SELECT leaf_index, event_seq, encode(hash, 'base64') AS leaf_hash FROM trellis.audit_leaves
+        WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`,
+      [from, Math.min(end, from + PAGE)],
+    );
+    if (leaves.length === 0) return [];
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (const l of leaves) {
+      const s = Number(l.event_seq);
+      if (s < lo) lo = s;
+      if (s > hi) hi = s;
+    }
+    const { rows: events } =
+      hi - lo < 4 * leaves.length
+        ? await q.query<EventRow>(
+            `SELECT ${EVENT_COLUMNS_STORED} FROM trellis.audit_events e WHERE e.seq >= $1 AND e.seq <= $2`,
+            [lo, hi],
+          )
+        : await q.query<EventRow>(
+            `SELECT ${EVENT_COLUMNS_STORED} FROM trellis.audit_events e WHERE e.seq = ANY($1::bigint[])`,
+            [leaves.map((l) => l.event_seq)],
+          );
+    const bySeq = new Map<number, EventRow>();
+    const unknown = new Set<string>();
+    for (const e of events) {
+      bySeq.set(Number(e.seq), e);
+      if (typeof e.actor_id === "string" && !keys.has(e.actor_id)) unknown.add(e.actor_id);
+    }
+    if (unknown.size > 0) {
+      const { rows: found } = await q.query<{ subject: string; key: Uint8Array }>(
+        "SELECT subject, key FROM trellis.audit_subject_keys WHERE subject = ANY($1::text[])",
+        [[...unknown]],
+      );
+      if (keys.size + unknown.size > 100_000) keys.clear();
+      for (const a of unknown) keys.set(a, null);
+      for (const k of found) keys.set(k.subject, k.key);
+    }
+    for (const e of events)
+      if (typeof e.actor_id === "string") e.subject_key = keys.get(e.actor_id) ?? null;
+    return leaves.map((leaf) => ({ leaf, event: bySeq.get(Number(leaf.event_seq)) }));
   };
-  const page = async (from: number): Promise<Row[]> =>
-    (
-      await q.query<Row>(
-        `SELECT l.leaf_index, l.event_seq, l.hash AS leaf_hash, e.seq IS NOT NULL AS found, ${EVENT_COLUMNS}
-           FROM trellis.audit_leaves l LEFT JOIN trellis.audit_events e ON e.seq = l.event_seq
-                ${SUBJECT_KEY_JOIN}
-          WHERE l.leaf_index >= $1 AND l.leaf_index < $2 ORDER BY l.leaf_index`,
-        [from, Math.min(size, from + PAGE)],
-      )
-    ).rows;
   // The database reads the next pages (on other pool connections) while this process hashes
   // the current one: reading, not hashing, is the slower half.
   const AHEAD = 3;
   const queue: Array<Promise<Row[]>> = [];
-  let nextFrom = 0;
+  let nextFrom = start;
   const refill = () => {
-    while (queue.length < AHEAD && nextFrom < size) {
+    while (queue.length < AHEAD && nextFrom < end) {
       const p = page(nextFrom);
       p.catch(() => {}); // awaited in turn; an early return must not leave it unhandled
       queue.push(p);
       nextFrom += PAGE;
     }
   };
-  for (let from = 0; from < size; from += PAGE) {
+  for (let from = start; from < end; from += PAGE) {
     refill();
     const rows = await (queue.shift() as Promise<Row[]>);
     refill();
-    for (const r of rows) {
-      const { leaf_index, event_seq, found, leaf_hash, ...event } = r;
+    for (const { leaf, event } of rows) {
       const base = {
-        leaf_index: Number(leaf_index),
-        leaf_hash: new Uint8Array(leaf_hash),
-        event_id: event.event_id,
-        event_seq: Number(event_seq),
+        leaf_index: Number(leaf.leaf_index),
+        leaf_hash: leaf.leaf_hash,
+        event_id: event?.event_id,
+        event_seq: Number(leaf.event_seq),
       };
-      if (!found) {
+      if (!event) {
         yield { ...base, canonical: null };
         continue;
       }
       try {
         yield {
           ...base,
-          canonical: hashedEvent(event as EventRow, Number(leaf_index) < personalFrom).canonical,
+          canonical: hashedEvent(event, base.leaf_index < personalFrom, false).canonical,
         };
       } catch (err) {
         if (!(err instanceof SubjectKeyMissing)) throw err;
