@@ -332,6 +332,8 @@ function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
       form_id: body.form_id ?? "default",
       submitter_id: submitter,
       payload: body.payload,
+      labels: {},
+      assigned_reviewer: null,
       created_at: new Date().toISOString(),
     };
     await db.query(

@@ -294,25 +294,22 @@ export async function appendLeaves(
       nodeHash(src.get(level - 1, 2 * idx), src.get(level - 1, 2 * idx + 1)),
     );
   }
+  // The hashes go as one bytea (sent in binary) cut into 32-byte pieces by the database: an
+  // array of byteas is text-escaped element by element, which cost more than the hashing.
+  const blob = (hashes: Hash[]) => Buffer.concat(hashes);
   await tx.query(
     `INSERT INTO trellis.audit_leaves (leaf_index, event_seq, hash)
-     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])`,
-    [
-      leaves.map((_, i) => size + i),
-      leaves.map((l) => l.seq),
-      leaves.map((l) => Buffer.from(l.hash)),
-    ],
+     SELECT $1::bigint + u.i - 1, u.seq, substring($3::bytea FROM ((u.i - 1) * 32 + 1)::int FOR 32)
+       FROM unnest($2::bigint[]) WITH ORDINALITY AS u(seq, i)`,
+    [size, leaves.map((l) => l.seq), blob(leaves.map((l) => l.hash))],
   );
   const inner = created.filter(([l]) => l > 0);
   if (inner.length > 0)
     await tx.query(
       `INSERT INTO trellis.audit_tree (level, idx, hash)
-       SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`,
-      [
-        inner.map(([l]) => l),
-        inner.map(([, i]) => i),
-        inner.map(([l, i]) => Buffer.from(src.get(l, i))),
-      ],
+       SELECT u.level, u.idx, substring($3::bytea FROM ((u.i - 1) * 32 + 1)::int FOR 32)
+         FROM unnest($1::smallint[], $2::bigint[]) WITH ORDINALITY AS u(level, idx, i)`,
+      [inner.map(([l]) => l), inner.map(([, i]) => i), blob(inner.map(([l, i]) => src.get(l, i)))],
     );
   return to;
 }
