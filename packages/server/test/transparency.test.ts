@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { leafHash, verifyCheckpoint, verifyConsistency, verifyInclusion } from "@trellis/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app";
+import type { Db, Queryable } from "../src/db/db";
+import { transparencyService } from "../src/modules/transparency/transparency.service";
 import { verifyLog } from "../src/modules/transparency/verify-log";
 import {
   ADMIN_TOKEN,
@@ -157,6 +159,44 @@ describeOnPostgres("two servers on one PostgreSQL", () => {
       expect(report.checkpoints).toBeGreaterThan(0);
     } finally {
       await other.close();
+      await t.close();
+    }
+  });
+});
+
+describe.each(DATASTORES)("sequencer passes racing each other on %s", (kind) => {
+  // The race itself (a pass whose snapshot predates another pass's commit by microseconds) is
+  // not reproducible on demand, so the database answers the first pass with the error
+  // PostgreSQL gives then (40001); everything else is the real database.
+  it("a pass that meets a serialization failure runs again; a persistent one is reported", async () => {
+    const t = await startTestApp(kind, { TRELLIS_AUDIT_MERGE_DELAY_MS: "60000" });
+    try {
+      await t.call({ method: "GET", url: "/admin/v1/templates" });
+      let failures = 1;
+      const flaky = {
+        ...t.db,
+        transaction: <T>(fn: (tx: Queryable) => Promise<T>) => {
+          if (failures-- > 0)
+            return Promise.reject(
+              Object.assign(new Error("could not serialize access"), { code: "40001" }),
+            );
+          return t.db.transaction(fn);
+        },
+      } as Db;
+      const seq = transparencyService({
+        db: flaky,
+        clock: t.clock,
+        signer: t.app.transparency.signer,
+        mergeDelayMs: 60_000,
+        anchorDir: join(t.dataDir, "anchors-race"),
+      });
+      const cp = await seq.tick();
+      expect(cp?.treeSize).toBeGreaterThan(0);
+      failures = 10;
+      await t.call({ method: "GET", url: "/admin/v1/templates" });
+      await expect(seq.tick()).rejects.toMatchObject({ code: "40001" });
+      expect(failures).toBe(7); // three attempts, then the error
+    } finally {
       await t.close();
     }
   });

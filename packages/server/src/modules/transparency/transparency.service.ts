@@ -224,8 +224,22 @@ export function transparencyService(deps: {
         r.subject_key = missing.get(r.actor_id) ?? null;
   }
 
-  /** One sequencer pass. Returns the checkpoint it signed, if any. */
+  /**
+   * One sequencer pass; returns the checkpoint it signed, if any. The snapshot is taken by the
+   * statement that takes the lock, so a pass that got the lock just as another committed sees
+   * the state row as changed (serialization failure, 40001): it runs again, fresh.
+   */
   async function tick(): Promise<Checkpoint | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await tickOnce();
+      } catch (err) {
+        if ((err as { code?: string }).code !== "40001" || attempt >= 2) throw err;
+      }
+    }
+  }
+
+  async function tickOnce(): Promise<Checkpoint | undefined> {
     if (halted) return undefined;
     const now = clock.now().getTime();
     const signed = await db.transaction(async (tx) => {
