@@ -321,6 +321,18 @@ describe.each(DATASTORES)("audit verify without a subject's key on %s", (kind) =
       expect(r.ok).toBe(false);
       expect(r.problem).toMatchObject({ kind: "event_changed", leaf_index: 0 });
       expect(r.problem?.message).toMatch(/audit key is gone/);
+      // An erasure then refuses to build on it, and changes nothing.
+      const res = await t.call({
+        method: "POST",
+        url: "/admin/v1/audit/erasures",
+        body: { subject: "admin:env" },
+      });
+      expect(res.status).toBe(409);
+      expect(res.body.error.code).toBe("audit_log_inconsistent");
+      const { rows } = await t.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM trellis.audit_events WHERE erased_by IS NOT NULL",
+      );
+      expect(rows[0]?.n).toBe(0);
     } finally {
       await t.close();
     }
