@@ -196,11 +196,17 @@ async function startServer(extraEnv: Record<string, string> = {}): Promise<Serve
     ...extraEnv,
   });
   const tsx = import.meta.resolve("tsx");
-  const c = spawn(process.execPath, ["--import", tsx, SERVER], {
-    cwd: ROOT,
-    env,
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  // BENCH_SERVER_PROFILE_DIR: a V8 CPU profile of each bench server, written when it stops.
+  const prof = process.env.BENCH_SERVER_PROFILE_DIR;
+  const c = spawn(
+    process.execPath,
+    [...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : []), "--import", tsx, SERVER],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
   children.push(c);
   return await new Promise<Server>((done, fail) => {
     const timer = setTimeout(
