@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -56,7 +56,9 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
   };
 
   beforeAll(async () => {
-    t = await startTestApp(kind);
+    t = await startTestApp(kind, {
+      TRELLIS_AUDIT_SINK_FILE: join(mkdtempSync(join(tmpdir(), "trellis-sink-")), "audit.ndjson"),
+    });
     const res = await t.call({
       method: "POST",
       url: "/admin/v1/apps",
@@ -133,6 +135,13 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
       }),
     ).toBe(false);
     expect(Buffer.from(personalCommitment(p.opening)).toString("base64")).toBe(p.event.personal);
+    // The sink file, a copy outside the database, has the event as hashed and nothing personal.
+    await t.app.auditSinks.runOnce();
+    const sink = readFileSync(t.config.auditSinkFile as string, "utf8");
+    expect(sink).toContain(danaUpdate);
+    expect(sink).toContain(p.event.personal);
+    expect(sink).not.toContain(EMAIL);
+    expect(sink).not.toContain('"dana"');
   });
 
   it("erasing a subject removes their personal data everywhere it can be read, and the log still verifies", async () => {
