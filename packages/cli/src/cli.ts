@@ -97,8 +97,8 @@ App API (an app token: --token T or TRELLIS_APP_TOKEN):
                [--resource-type T] [--resource ID] [--from TIME] [--to TIME]
             Every matching audit event, oldest first, streamed to stdout
   audit erase SUBJECT --yes
-            Erase a person's actor id and personal data from the audit log (GDPR);
-            proofs and audit verify keep passing
+            Erase a person's actor id and personal data from the audit log (GDPR) and
+            revoke their tokens; proofs and audit verify keep passing
   audit verify [--key VERIFIER_KEY] [--file LOG_EXPORT]
             Check the whole audit log in the datastore (stop the server first when it is
             embedded): every event against its leaf, every checkpoint's signature and root;

@@ -872,7 +872,7 @@ async function audit(args: string[], env: Env): Promise<void> {
       );
     const r = await admin(env).audit.erase(positionals[0] ?? "");
     process.stdout.write(
-      `Erased ${r.erased} event(s) (subject tag ${r.subject_tag}, erasure event ${r.event_id}).\n` +
+      `Erased ${r.erased} event(s) and revoked ${r.tokens} token(s) (subject tag ${r.subject_tag}, erasure event ${r.event_id}).\n` +
         (r.pending > 0
           ? `${r.pending} event(s) from the last second are not in the log yet: run it again in a moment.\n`
           : "") +

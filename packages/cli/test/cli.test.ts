@@ -337,7 +337,7 @@ describe("trellis CLI against a real server", () => {
     const r = await cli(["audit", "erase", "erin", "--yes"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /^Erased 1 event\(s\) \(subject tag [A-Za-z0-9_-]{43}, erasure event evt_/,
+      /^Erased 1 event\(s\) and revoked 1 token\(s\) \(subject tag [A-Za-z0-9_-]{43}, erasure event evt_/,
     );
     expect(JSON.parse((await cli(["audit", "--actor", "erin", "--json"])).stdout).items).toEqual(
       [],

@@ -497,6 +497,8 @@ export const AuditErasure = z.object({
   pending: z.number().int(),
   /** Events logged before erasure existed (their leaves hash the actor): kept as they are. */
   kept: z.number().int(),
+  /** The person's tokens: revoked, their subject replaced by `erased:<subject_tag>`. */
+  tokens: z.number().int(),
   /** The `audit.erase` event. */
   event_id: z.string(),
 });

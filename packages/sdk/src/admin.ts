@@ -222,7 +222,8 @@ export interface AdminClient {
     export(query?: Partial<AuditExportQuery>): Promise<string>;
     /**
      * Erases one data subject's personal data (their actor id and what they submitted about
-     * themselves) from every audit event; proofs and `audit verify` keep passing. Irreversible.
+     * themselves) from every audit event and revokes their tokens; proofs and `audit verify`
+     * keep passing. Irreversible.
      * @example const { erased, pending } = await admin.audit.erase("user-123")
      */
     erase(subject: string): Promise<AuditErasure>;

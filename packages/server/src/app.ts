@@ -154,6 +154,7 @@ export async function buildApp({
     erasureKey: createHmac("sha256", masterKey)
       .update("trellis audit erasure subject tag v1")
       .digest(),
+    forgetSubjectTx: revocations.forgetSubjectTx,
     witness: config.auditWitness,
     log: { error: (obj, msg) => logError(obj, msg) },
   });

@@ -156,7 +156,7 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
     expect(res.status).toBe(200);
     // dana's create, update, and reads of the gateway (at least create + update).
     expect(res.body.erased).toBeGreaterThanOrEqual(2);
-    expect(res.body).toMatchObject({ pending: 0, kept: 0 });
+    expect(res.body).toMatchObject({ pending: 0, kept: 0, tokens: 1 });
     expect(res.body.subject_tag).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(res.body.subject_tag).not.toContain("dana");
 
@@ -219,10 +219,21 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    // Their token is revoked at once and no longer names them (its id stays in the log); the
+    // refusal is new activity, logged like any other (a later erasure takes it too).
+    const denied = await t.call({ method: "GET", url: `/api/v1/apps/${app}/items`, token: dana });
+    expect(denied.status).toBe(401);
+    expect(denied.body.error.code).toBe("token_revoked");
+    const { rows: named } = await t.db.query<{ subject: string }>(
+      "SELECT subject FROM trellis.tokens WHERE subject LIKE '%dana%' OR subject = $1",
+      [`erased:${res.body.subject_tag}`],
+    );
+    expect(named).toEqual([{ subject: `erased:${res.body.subject_tag}` }]);
   });
 
   it("the same subject acting again gets a new key; erasing again is idempotent for old events", async () => {
-    const me = await t.call({ method: "GET", url: `/api/v1/apps/${app}/items`, token: dana });
+    const again_ = await issueToken(t, app, "dana", ["read"]); // back, with a new token
+    const me = await t.call({ method: "GET", url: `/api/v1/apps/${app}/items`, token: again_ });
     expect(me.status).toBe(200);
     await t.app.transparency.flush();
     const { rows } = await t.db.query(
@@ -234,7 +245,8 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
       url: "/admin/v1/audit/erasures",
       body: { subject: "dana" },
     });
-    expect(again.body).toMatchObject({ erased: 1, pending: 0 }); // only the new read
+    // The refused request at the end of the last test, the new read; the new token.
+    expect(again.body).toMatchObject({ erased: 2, pending: 0, tokens: 1 });
     await t.app.transparency.flush();
     expect((await verifyLog(t.db)).problem).toBeUndefined();
   });

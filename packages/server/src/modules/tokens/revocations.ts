@@ -119,6 +119,31 @@ export const revocationsService = ({ db, clock, audit, reloadMs = 5000 }: Deps) 
     return () => apply(m);
   }
 
+  /**
+   * An erased person's tokens (audit erasure): revoked, and their subject replaced, inside the
+   * caller's transaction, so the token ids left in the audit log no longer lead to the person.
+   * Returns how many, and what to apply in memory once it has committed.
+   */
+  async function forgetSubjectTx(
+    tx: Queryable,
+    subject: string,
+    replacement: string,
+  ): Promise<{ tokens: number; after: () => void }> {
+    const now = clock.now();
+    const { rows } = await tx.query<{ id: string; expires_at: Date }>(
+      `UPDATE trellis.tokens SET subject = $2, revoked_at = coalesce(revoked_at, $3)
+        WHERE subject = $1 RETURNING id, expires_at`,
+      [subject, replacement, now],
+    );
+    const messages: Message[] = rows.map((r) => ({
+      kind: "token",
+      id: r.id,
+      expires: r.expires_at.getTime() / 1000,
+    }));
+    for (const m of messages) await publish(tx, m); // delivered at commit
+    return { tokens: rows.length, after: () => messages.forEach(apply) };
+  }
+
   /** Revokes every token of an app issued up to now (an app-level not-before). */
   async function revokeAll(ctx: AuditContext, appId: string): Promise<void> {
     const now = clock.now();
@@ -170,7 +195,17 @@ export const revocationsService = ({ db, clock, audit, reloadMs = 5000 }: Deps) 
     }));
   }
 
-  return { start, stop, reload, isRevoked, revoke, revokeAll, revokeAllTx, list };
+  return {
+    start,
+    stop,
+    reload,
+    isRevoked,
+    revoke,
+    revokeAll,
+    revokeAllTx,
+    forgetSubjectTx,
+    list,
+  };
 };
 
 export type RevocationsService = ReturnType<typeof revocationsService>;

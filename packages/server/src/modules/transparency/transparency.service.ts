@@ -109,6 +109,12 @@ export function transparencyService(deps: {
   audit?: Pick<AuditService, "record">;
   /** Keys the hash that names an erased subject in its `audit.erase` event. */
   erasureKey?: Buffer;
+  /** An erasure also revokes the person's tokens and replaces their subject (tokens module). */
+  forgetSubjectTx?: (
+    tx: Queryable,
+    subject: string,
+    replacement: string,
+  ) => Promise<{ tokens: number; after: () => void }>;
   /** A witness every new checkpoint is sent to (C2SP tlog-witness). */
   witness?: { url: string; key: string };
   log?: { error(obj: unknown, msg: string): void };
@@ -475,7 +481,9 @@ export function transparencyService(deps: {
    * `audit verify` still passes. The erasure is an `audit.erase` event whose resource is a keyed
    * hash of the subject (the operator can later tell whether someone was erased; nobody can
    * read the subject from it) and which the erased rows name (`erased_by`). Events written in
-   * the last second, not in the tree yet, are counted as `pending`: erase again shortly.
+   * the last second, not in the tree yet, are counted as `pending`: erase again shortly. The
+   * person's tokens are revoked and renamed in the same transaction (`tokens`): an erased
+   * event's token id must not lead back to them.
    */
   async function erase(
     subject: string,
@@ -485,6 +493,7 @@ export function transparencyService(deps: {
     erased: number;
     pending: number;
     kept: number;
+    tokens: number;
     event_id: string;
   }> {
     const audit = deps.audit;
@@ -493,7 +502,7 @@ export function transparencyService(deps: {
     const subjectTag = createHmac("sha256", deps.erasureKey ?? Buffer.alloc(32))
       .update(subject)
       .digest("base64url");
-    return db.transaction(async (tx) => {
+    const { after, ...result } = await db.transaction(async (tx) => {
       await tx.query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK]);
       const { rows } = await tx.query<EventRow & { leaf_index: number; personal_from: number }>(
         `SELECT ${EVENT_COLUMNS}, l.leaf_index, s.personal_from
@@ -516,11 +525,17 @@ export function transparencyService(deps: {
           personalCommitment(eventSalt(r.subject_key, r.event_id), subject, personal),
         );
       });
+      // The person's tokens first: their ids stay in the log, their subject must not.
+      const forgot = (await deps.forgetSubjectTx?.(tx, subject, `erased:${subjectTag}`)) ?? {
+        tokens: 0,
+        after: () => {},
+      };
       const result = {
         subject_tag: subjectTag,
         erased: erasable.length,
         pending: Number(pend[0]?.n ?? 0),
         kept: rows.length - erasable.length,
+        tokens: forgot.tokens,
       };
       const eventId = await audit.record(
         ctx,
@@ -548,8 +563,10 @@ export function transparencyService(deps: {
       // Leaves logged before erasure existed (`kept`) hash the actor itself and keep it; they
       // never used the key.
       await tx.query("DELETE FROM trellis.audit_subject_keys WHERE subject = $1", [subject]);
-      return { ...result, event_id: eventId };
+      return { ...result, event_id: eventId, after: forgot.after };
     });
+    after(); // this server stops accepting the revoked tokens at once (others hear NOTIFY)
+    return result;
   }
 
   /**
