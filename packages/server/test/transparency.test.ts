@@ -149,8 +149,12 @@ describeOnPostgres("two servers on one PostgreSQL", () => {
       );
       expect(results.every((r) => r.statusCode === 201)).toBe(true);
       await Promise.all([t.app.transparency.flush(), other.app.transparency.flush()]);
+      // Both sequencers stopped (a pass in flight on either finishes), then the rest integrated:
+      // a flush while the other server holds the lock would return before that pass commits.
+      await Promise.all([t.app.transparency.stop(), other.app.transparency.stop()]);
       await t.app.transparency.flush();
       const report = await verifyLog(t.db);
+      expect(report.problem).toBeUndefined();
       expect(report).toMatchObject({ ok: true });
       const { rows } = await t.db.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM trellis.audit_events",

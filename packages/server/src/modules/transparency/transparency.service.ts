@@ -124,6 +124,8 @@ export function transparencyService(deps: {
   let halted: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
+  /** The last pass found the lock taken (another server, or this one's timer, was integrating). */
+  let lockBusy = false;
 
   const halt = (reason: string) => {
     if (!halted) deps.log?.error({ reason }, "audit log: checkpoint signing stopped");
@@ -255,7 +257,8 @@ export function transparencyService(deps: {
         "SELECT pg_try_advisory_xact_lock($1) AS ok",
         [SEQUENCER_LOCK],
       );
-      if (!lock[0]?.ok) return undefined;
+      lockBusy = !lock[0]?.ok;
+      if (lockBusy) return undefined;
       const { rows: st } = await tx.query<{
         tree_size: number;
         hi_seq: number;
@@ -381,11 +384,19 @@ export function transparencyService(deps: {
   }
 
   /** Runs ticks until nothing is left (tests, shutdown). */
+  /**
+   * Runs passes until nothing is left (tests, shutdown). While another server holds the lock,
+   * it waits for that pass (up to 10 s) instead of taking "no pass" for "nothing left".
+   */
   async function flush(): Promise<void> {
     await running;
+    let waited = 0;
     for (let i = 0; i < 1000; i++) {
       const r = await tick();
-      if (!r) return;
+      if (r) continue;
+      if (!lockBusy || waited >= 10_000) return;
+      await new Promise((ok) => setTimeout(ok, 10));
+      waited += 10;
     }
   }
 
