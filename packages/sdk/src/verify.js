@@ -134,19 +134,16 @@ function powerOfTwo(n) {
 const EM_DASH = "\u2014";
 const ED25519 = 0x01;
 
-/** The 4-byte key id of a note key: SHA-256(name || "\n" || 0x01 || public key)[:4]. */
-function keyId(name, publicKey) {
-  return sha256(new TextEncoder().encode(`${name}\n`), Uint8Array.of(ED25519), publicKey).slice(
-    0,
-    4,
-  );
+/** The 4-byte key id of a note key: SHA-256(name || "\n" || type || public key)[:4]. */
+function keyId(name, type, publicKey) {
+  return sha256(new TextEncoder().encode(`${name}\n`), Uint8Array.of(type), publicKey).slice(0, 4);
 }
 
 /**
- * Parses a note verifier key `<name>+<key id hex>+<base64(0x01 || Ed25519 public key)>` and
- * checks that its key id matches. Throws an Error when it is not one.
+ * A verifier key `<name>+<key id hex>+<base64(type || Ed25519 public key)>` of the given type
+ * (0x01 note signer, 0x04 cosignature/v1), its key id checked. Throws an Error when it is not one.
  */
-export function parseVerifierKey(verifierKey) {
+function parseKey(verifierKey, type, what) {
   if (typeof verifierKey !== "string") throw new TypeError("the verifier key must be a string");
   // The key is base64 and may itself hold "+": split at the first two only.
   const first = verifierKey.indexOf("+");
@@ -158,13 +155,34 @@ export function parseVerifierKey(verifierKey) {
   if (!name || /[\s+]/.test(name)) throw new Error("the key name is empty or has spaces or +");
   if (!/^[0-9a-f]{8}$/.test(idHex)) throw new Error("the key id is not 8 hex digits");
   const raw = new Uint8Array(Buffer.from(b64, "base64"));
-  if (raw.length !== 33 || raw[0] !== ED25519 || Buffer.from(raw).toString("base64") !== b64)
-    throw new Error("the key is not a base64 Ed25519 note key");
+  if (raw.length !== 33 || raw[0] !== type || Buffer.from(raw).toString("base64") !== b64)
+    throw new Error(`the key is not a base64 Ed25519 ${what} key`);
   const publicKey = raw.slice(1);
-  if (Buffer.from(keyId(name, publicKey)).toString("hex") !== idHex)
+  if (Buffer.from(keyId(name, type, publicKey)).toString("hex") !== idHex)
     throw new Error("the key id does not match the key");
   return { name, keyId: idHex, publicKey };
 }
+
+/** Parses a note verifier key `<name>+<key id hex>+<base64(0x01 || Ed25519 public key)>`. */
+export function parseVerifierKey(verifierKey) {
+  return parseKey(verifierKey, ED25519, "note");
+}
+
+/** A signed note's text (through its last "\n") and its signature lines; throws if malformed. */
+function splitNote(noteText) {
+  const split = noteText.indexOf("\n\n");
+  if (split < 0 || !noteText.endsWith("\n")) throw new Error("not a signed note");
+  return {
+    text: noteText.slice(0, split + 1),
+    sigLines: noteText.slice(split + 2, -1).split("\n"),
+  };
+}
+
+const ed25519PublicKey = (raw) =>
+  createPublicKey({
+    key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw).toString("base64url") },
+    format: "jwk",
+  });
 
 /**
  * Verifies a C2SP tlog checkpoint (a signed note) against a verifier key: the note is
@@ -176,16 +194,10 @@ export function parseVerifierKey(verifierKey) {
 export function verifyCheckpoint(noteText, verifierKey) {
   if (typeof noteText !== "string") throw new TypeError("the checkpoint must be a string");
   const key = parseVerifierKey(verifierKey);
-  const split = noteText.indexOf("\n\n");
-  if (split < 0 || !noteText.endsWith("\n")) throw new Error("not a signed note");
-  const text = noteText.slice(0, split + 1);
-  const sigLines = noteText.slice(split + 2, -1).split("\n");
+  const { text, sigLines } = splitNote(noteText);
   if (sigLines.length === 0 || sigLines.some((l) => !l.startsWith(`${EM_DASH} `)))
     throw new Error("the note's signature lines are malformed");
-  const pub = createPublicKey({
-    key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(key.publicKey).toString("base64url") },
-    format: "jwk",
-  });
+  const pub = ed25519PublicKey(key.publicKey);
   let verified = false;
   for (const line of sigLines) {
     const [, name, b64, extra] = line.split(" ");
@@ -213,26 +225,7 @@ const COSIGNATURE_V1 = 0x04;
 
 /** A cosigner (witness) verifier key `<name>+<key id>+<base64(0x04 || Ed25519 key)>`, checked. */
 export function parseCosignerKey(verifierKey) {
-  if (typeof verifierKey !== "string") throw new TypeError("the verifier key must be a string");
-  const first = verifierKey.indexOf("+");
-  const second = first < 0 ? -1 : verifierKey.indexOf("+", first + 1);
-  if (first < 0 || second < 0) throw new Error("a verifier key is <name>+<key id>+<key>");
-  const name = verifierKey.slice(0, first);
-  const idHex = verifierKey.slice(first + 1, second);
-  const b64 = verifierKey.slice(second + 1);
-  const raw = new Uint8Array(Buffer.from(b64, "base64"));
-  if (!name || /[\s+]/.test(name)) throw new Error("the key name is empty or has spaces or +");
-  if (raw.length !== 33 || raw[0] !== COSIGNATURE_V1 || Buffer.from(raw).toString("base64") !== b64)
-    throw new Error("the key is not a base64 Ed25519 cosignature/v1 key");
-  const publicKey = raw.slice(1);
-  const id = sha256(
-    new TextEncoder().encode(`${name}\n`),
-    Uint8Array.of(COSIGNATURE_V1),
-    publicKey,
-  ).slice(0, 4);
-  if (Buffer.from(id).toString("hex") !== idHex)
-    throw new Error("the key id does not match the key");
-  return { name, keyId: idHex, publicKey };
+  return parseKey(verifierKey, COSIGNATURE_V1, "cosignature/v1");
 }
 
 /**
@@ -244,14 +237,9 @@ export function parseCosignerKey(verifierKey) {
 export function verifyCosignature(noteText, witnessKey) {
   if (typeof noteText !== "string") throw new TypeError("the checkpoint must be a string");
   const key = parseCosignerKey(witnessKey);
-  const split = noteText.indexOf("\n\n");
-  if (split < 0 || !noteText.endsWith("\n")) throw new Error("not a signed note");
-  const body = noteText.slice(0, split + 1);
-  const pub = createPublicKey({
-    key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(key.publicKey).toString("base64url") },
-    format: "jwk",
-  });
-  for (const line of noteText.slice(split + 2, -1).split("\n")) {
+  const { text: body, sigLines } = splitNote(noteText);
+  const pub = ed25519PublicKey(key.publicKey);
+  for (const line of sigLines) {
     const [dash, name, b64] = line.split(" ");
     if (dash !== EM_DASH || name !== key.name || !b64) continue;
     const sig = Buffer.from(b64, "base64");

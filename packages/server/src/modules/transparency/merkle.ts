@@ -16,25 +16,46 @@ export type Hash = Uint8Array;
  * 2.1–6.9 µs for createHash/update/digest with an encoded copy on this machine) and write their
  * input into one reused scratch buffer. Synchronous, so the scratch is never shared.
  */
-const sha256: (data: Uint8Array) => Hash =
-  typeof crypto.hash === "function"
-    ? (data) => crypto.hash("sha256", data, "buffer")
-    : (data) => crypto.createHash("sha256").update(data).digest();
+function hashTo(data: Uint8Array, enc: "buffer" | "binary" | "base64"): Hash | string {
+  if (typeof crypto.hash === "function")
+    return enc === "buffer"
+      ? crypto.hash("sha256", data, "buffer")
+      : crypto.hash("sha256", data, enc);
+  const h = crypto.createHash("sha256").update(data);
+  return enc === "buffer" ? h.digest() : h.digest(enc);
+}
+const sha256 = (data: Uint8Array): Hash => hashTo(data, "buffer") as Hash;
 const scratch = Buffer.allocUnsafe(64 * 1024);
 
-/** SHA-256(tag || prefix || text as UTF-8): a tagged hash of a string, without an encoded copy. */
-export function taggedHash(tag: number, prefix: Uint8Array | null, text: string): Hash {
+/**
+ * SHA-256(tag || prefix || text as UTF-8), without an encoded copy of the text; the prefix as
+ * bytes or as a binary string (one char per byte), the hash as bytes or as a string.
+ */
+function tagged(
+  tag: number,
+  prefix: Uint8Array | string | null,
+  text: string,
+  enc: "buffer" | "binary" | "base64",
+): Hash | string {
   const head = 1 + (prefix?.length ?? 0);
   if (head + text.length * 3 > scratch.length) {
     const h = crypto.createHash("sha256").update(Uint8Array.of(tag));
-    if (prefix) h.update(prefix);
-    return h.update(text, "utf8").digest();
+    if (typeof prefix === "string") h.update(prefix, "binary");
+    else if (prefix) h.update(prefix);
+    h.update(text, "utf8");
+    return enc === "buffer" ? h.digest() : h.digest(enc);
   }
   scratch[0] = tag;
-  if (prefix) scratch.set(prefix, 1);
+  if (typeof prefix === "string") scratch.write(prefix, 1, "binary");
+  else if (prefix) scratch.set(prefix, 1);
   const n = text.length === 0 ? 0 : scratch.write(text, head, "utf8");
-  return sha256(scratch.subarray(0, head + n));
+  const data = scratch.subarray(0, head + n);
+  return hashTo(data, enc);
 }
+
+/** SHA-256(tag || prefix || text as UTF-8), as bytes. */
+export const taggedHash = (tag: number, prefix: Uint8Array | null, text: string): Hash =>
+  tagged(tag, prefix, text, "buffer") as Hash;
 
 export function leafHash(data: Uint8Array): Hash {
   if (data.length + 1 > scratch.length)
@@ -52,30 +73,15 @@ export const textLeafHash = (text: string): Hash => taggedHash(0, null, text);
  * loops that hash every event (sequencer, `audit verify`): a string is an ordinary heap object,
  * while every Buffer a hash returns carries its own backing store, and allocating and collecting
  * those was a quarter of `audit verify`'s time.
+ *
+ * taggedHashString: SHA-256(tag || prefix (binary string) || text as UTF-8), as `enc`.
  */
-const hashTo = (data: Uint8Array, enc: "binary" | "base64"): string =>
-  typeof crypto.hash === "function"
-    ? crypto.hash("sha256", data, enc)
-    : crypto.createHash("sha256").update(data).digest(enc);
-
-/** SHA-256(tag || prefix (binary string) || text as UTF-8), as `enc`. */
-export function taggedHashString(
+export const taggedHashString = (
   tag: number,
   prefix: string | null,
   text: string,
   enc: "binary" | "base64",
-): string {
-  const head = 1 + (prefix?.length ?? 0);
-  if (head + text.length * 3 > scratch.length) {
-    const h = crypto.createHash("sha256").update(Uint8Array.of(tag));
-    if (prefix) h.update(prefix, "binary");
-    return h.update(text, "utf8").digest(enc);
-  }
-  scratch[0] = tag;
-  if (prefix) scratch.write(prefix, 1, "binary");
-  const n = text.length === 0 ? 0 : scratch.write(text, head, "utf8");
-  return hashTo(scratch.subarray(0, head + n), enc);
-}
+): string => tagged(tag, prefix, text, enc) as string;
 
 /** A leaf hash in base64 from the leaf's text. */
 export const textLeafHashB64 = (text: string): string => taggedHashString(0, null, text, "base64");
@@ -85,16 +91,16 @@ export function nodeHashB64(left: string, right: string): string {
   scratch[0] = 1;
   scratch.write(left, 1, "base64");
   scratch.write(right, 33, "base64");
-  return hashTo(scratch.subarray(0, 65), "base64");
+  return hashTo(scratch.subarray(0, 65), "base64") as string;
 }
 
-/** SHA-256 of `prefix` (binary string) + UTF-8 `text`, as a binary string (HMAC's inner and outer hashes). */
+/** SHA-256(prefix || UTF-8 `text` || binary-string `tail`), as a binary string (HMAC's two hashes). */
 export function hashBinary(prefix: Uint8Array, text: string | null, tail: string | null): string {
   scratch.set(prefix, 0);
   let n = prefix.length;
   if (text !== null) n += scratch.write(text, n, "utf8");
   if (tail !== null) n += scratch.write(tail, n, "binary");
-  return hashTo(scratch.subarray(0, n), "binary");
+  return hashTo(scratch.subarray(0, n), "binary") as string;
 }
 
 export function nodeHash(left: Hash, right: Hash): Hash {
