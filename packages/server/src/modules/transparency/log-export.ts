@@ -87,10 +87,11 @@ export async function verifyLogFile(
   const size = Number(header.tree_size);
   const claimedPrune = Number(header.pruned_below ?? 0);
   let provenPrune = 0; // the largest prune mark the file's own (verified) events carry
-  async function* leaves(): AsyncGenerator<LeafRecord> {
+  async function* leaves(): AsyncGenerator<LeafRecord[]> {
+    let page: LeafRecord[] = [];
     for (;;) {
       const n = await lines.next();
-      if (n.done) return;
+      if (n.done) break;
       if (!n.value) continue;
       const l = JSON.parse(n.value) as {
         leaf_index: number;
@@ -102,15 +103,20 @@ export async function verifyLogFile(
         const below = Number((e.diff as { below_leaf?: unknown } | null)?.below_leaf ?? 0);
         provenPrune = Math.max(provenPrune, below);
       }
-      yield {
+      page.push({
         leaf_index: l.leaf_index,
         leaf_hash: l.leaf_hash,
         // The file holds each event as its leaf hashed it; RFC 8785 of the parsed object gives
         // those bytes back (either form: see log.ts).
         canonical: e ? canonicalEvent(e) : null,
         event_id: e ? String(e.event_id) : undefined,
-      };
+      });
+      if (page.length === 1000) {
+        yield page;
+        page = [];
+      }
     }
+    if (page.length > 0) yield page;
   }
   const report = await verifyLeaves(leaves(), {
     size,

@@ -30,7 +30,27 @@ export const EVENT_COLUMNS_STORED = `e.seq, e.event_id,
   to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
   e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
   e.policy_ids, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment`;
-export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, k.key AS subject_key`;
+/**
+ * The hashed form's fixed fields (everything but `diff` and `personal`), as RFC 8785 text built
+ * by the database around the two places JavaScript fills in:
+ *   c_head + diff + c_mid + personal + c_tail.
+ * PostgreSQL's to_json(text) escapes exactly as JSON.stringify (and RFC 8785) does: `"`, `\`,
+ * \b \f \n \r \t, other code points below U+0020 as \u00xx, nothing else (a text value holds
+ * no lone surrogate); to_json(text[]) is the array without spaces. Keys are in RFC 8785 order.
+ * Building them here takes the per-field work off the process that hashes (the sequencer,
+ * `audit verify`): test/canonical-json.test.ts checks the result against the general
+ * canonicalizer on both datastores, control characters and non-BMP text included.
+ */
+const jsonText = (col: string) => `coalesce(to_json(${col})::text, 'null')`;
+export const HASHED_PARTS = `'{"action":' || ${jsonText("e.action")} || ',"actor_role":' || ${jsonText("e.actor_role")}
+    || ',"app_id":' || ${jsonText("e.app_id")} || ',"diff":' AS c_head,
+  ',"error_code":' || ${jsonText("e.error_code")} || ',"event_id":' || ${jsonText("e.event_id")}
+    || ',"occurred_at":"' || to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+    || '","outcome":' || ${jsonText("e.outcome")} || ',"personal":' AS c_mid,
+  ',"policy_ids":' || ${jsonText("e.policy_ids")} || ',"request_id":' || ${jsonText("e.request_id")}
+    || ',"resource_id":' || ${jsonText("e.resource_id")} || ',"resource_type":' || ${jsonText("e.resource_type")}
+    || ',"seq":' || e.seq::text || ',"token_id":' || ${jsonText("e.token_id")} || '}' AS c_tail`;
+export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}, k.key AS subject_key`;
 export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
 export const EVENT_FROM = `trellis.audit_events e ${SUBJECT_KEY_JOIN}`;
 
@@ -64,25 +84,17 @@ const STORED = [
 ];
 /** The first form (leaves below `personal_from`): the stored event, whole. */
 const LEGACY_KEYS = [...STORED].sort(jcsOrder);
-/** The form with a personal commitment: the actor and diff.personal are behind `personal`. */
-const HASHED_KEYS = [...STORED.filter((k) => k !== "actor_id"), "personal"].sort(jcsOrder);
 
 /**
- * RFC 8785 for an object whose keys are `keys` (already in RFC 8785 order), with `diff` and
- * `personal` taken from the arguments (no copy of the row: this runs for every event in the
- * sequencer and in `audit verify`). Strings go by JSON.stringify (RFC 8785's string form) and seq
- * as an integer; only free-form JSON (`diff`) goes through the general canonicalizer.
- * test/canonical-json.test.ts checks it equals `canonicalize` on generated events.
+ * RFC 8785 for an object whose keys are `keys` (already in RFC 8785 order), the stored event of
+ * the first form, without a copy of the row. Strings go by JSON.stringify (RFC 8785's string
+ * form) and seq as an integer; only free-form JSON (`diff`) goes through the general
+ * canonicalizer. test/canonical-json.test.ts checks it equals `canonicalize` on generated events.
  */
-function canonicalFields(
-  row: Record<string, unknown>,
-  keys: readonly string[],
-  diff: unknown,
-  personal?: string | null,
-): string {
+function canonicalFields(row: Record<string, unknown>, keys: readonly string[]): string {
   let out = "{";
   for (const k of keys) {
-    const v = k === "diff" ? diff : k === "personal" ? personal : row[k];
+    const v = row[k];
     let text: string | undefined;
     if (k === "seq") text = String(Number(v));
     else if (v === null || v === undefined || typeof v === "string")
@@ -102,7 +114,7 @@ function canonicalFields(
  */
 export function canonicalEvent(row: Record<string, unknown>): string {
   if (Object.keys(row).length === LEGACY_KEYS.length && LEGACY_KEYS.every((k) => k in row))
-    return canonicalFields(row, LEGACY_KEYS, row.diff);
+    return canonicalFields(row, LEGACY_KEYS);
   const text = canonicalize({ ...row, seq: Number(row.seq) });
   if (text === undefined) throw new Error("an audit event has no canonical form");
   return text;
@@ -132,11 +144,12 @@ export function personalCommitment(salt: Uint8Array, actorId: string, personal: 
  * HMAC-SHA-256 pads of the subject keys met lately: a key's pads are computed once, not per
  * event. Keyed by actor, checked against the key bytes (an erased subject gets a new key).
  */
-const padCache = new Map<string, { key: Buffer; inner: Buffer; outer: Buffer }>();
+const padCache = new Map<string, { src: Uint8Array; key: Buffer; inner: Buffer; outer: Buffer }>();
 
 function padsFor(subjectKey: Uint8Array, actorId: string | undefined) {
   const cached = actorId === undefined ? undefined : padCache.get(actorId);
-  if (cached?.key.equals(subjectKey)) return cached;
+  // The same key object (a verifier's key map) needs no byte comparison.
+  if (cached && (cached.src === subjectKey || cached.key.equals(subjectKey))) return cached;
   const key = Buffer.from(subjectKey);
   const inner = Buffer.alloc(64, 0x36);
   const outer = Buffer.alloc(64, 0x5c);
@@ -144,7 +157,7 @@ function padsFor(subjectKey: Uint8Array, actorId: string | undefined) {
     inner[i] = (inner[i] as number) ^ (key[i] as number);
     outer[i] = (outer[i] as number) ^ (key[i] as number);
   }
-  const pads = { key, inner, outer };
+  const pads = { src: subjectKey, key, inner, outer };
   if (actorId !== undefined) {
     if (padCache.size >= 10_000) padCache.clear();
     padCache.set(actorId, pads);
@@ -184,7 +197,7 @@ export function hashedEvent(
   legacy: boolean,
   withOpening = true,
 ): { canonical: string; opening: Opening | null } {
-  if (legacy) return { canonical: canonicalFields(row, LEGACY_KEYS, row.diff), opening: null };
+  if (legacy) return { canonical: canonicalFields(row, LEGACY_KEYS), opening: null };
   const { erased_commitment, subject_key } = row;
   const stored = row;
   let personal: string | null = null;
@@ -208,7 +221,15 @@ export function hashedEvent(
       };
     diff = withoutPersonal(diff);
   }
-  return { canonical: canonicalFields(row, HASHED_KEYS, diff, personal), opening };
+  const { c_head, c_mid, c_tail } = row;
+  if (typeof c_head !== "string" || typeof c_mid !== "string" || typeof c_tail !== "string")
+    throw new Error("an audit event row must be read with EVENT_COLUMNS (its hashed parts)");
+  const d = diff === null ? "null" : canonicalize(diff);
+  if (d === undefined) throw new Error("audit event field diff has no canonical form");
+  return {
+    canonical: `${c_head}${d}${c_mid}${personal === null ? "null" : `"${personal}"`}${c_tail}`,
+    opening,
+  };
 }
 
 /**
