@@ -33,7 +33,8 @@ export const EVENT_COLUMNS_STORED = `e.seq, e.event_id,
 /**
  * The hashed form's fixed fields (everything but `diff` and `personal`), as RFC 8785 text built
  * by the database around the two places JavaScript fills in:
- *   c_head + diff + c_mid + personal + c_tail.
+ *   c_head + diff + c_mid + personal + c_tail
+ * (or c_head + personal + c_tail when the event has no diff: c_mid is then null).
  * PostgreSQL's to_json(text) escapes exactly as JSON.stringify (and RFC 8785) does: `"`, `\`,
  * \b \f \n \r \t, other code points below U+0020 as \u00xx, nothing else (a text value holds
  * no lone surrogate); to_json(text[]) is the array without spaces. Keys are in RFC 8785 order.
@@ -42,15 +43,20 @@ export const EVENT_COLUMNS_STORED = `e.seq, e.event_id,
  * canonicalizer on both datastores, control characters and non-BMP text included.
  */
 const jsonText = (col: string) => `coalesce(to_json(${col})::text, 'null')`;
-export const HASHED_PARTS = `'{"action":' || ${jsonText("e.action")} || ',"actor_role":' || ${jsonText("e.actor_role")}
-    || ',"app_id":' || ${jsonText("e.app_id")} || ',"diff":' AS c_head,
-  ',"error_code":' || ${jsonText("e.error_code")} || ',"event_id":' || ${jsonText("e.event_id")}
+const MID = `',"error_code":' || ${jsonText("e.error_code")} || ',"event_id":' || ${jsonText("e.event_id")}
     || ',"occurred_at":"' || to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    || '","outcome":' || ${jsonText("e.outcome")} || ',"personal":' AS c_mid,
+    || '","outcome":' || ${jsonText("e.outcome")} || ',"personal":'`;
+// Most events have no diff: their head then runs on to `"personal":` and c_mid is null.
+export const HASHED_PARTS = `'{"action":' || ${jsonText("e.action")} || ',"actor_role":' || ${jsonText("e.actor_role")}
+    || ',"app_id":' || ${jsonText("e.app_id")} || ',"diff":'
+    || CASE WHEN e.diff IS NULL THEN 'null' || ${MID} ELSE '' END AS c_head,
+  CASE WHEN e.diff IS NULL THEN NULL ELSE ${MID} END AS c_mid,
   ',"policy_ids":' || ${jsonText("e.policy_ids")} || ',"request_id":' || ${jsonText("e.request_id")}
     || ',"resource_id":' || ${jsonText("e.resource_id")} || ',"resource_type":' || ${jsonText("e.resource_type")}
     || ',"seq":' || e.seq::text || ',"token_id":' || ${jsonText("e.token_id")} || '}' AS c_tail`;
 export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}, k.key AS subject_key`;
+/** Only what a leaf of the second form needs (the sequencer, `audit verify`): no stored column twice. */
+export const HASHED_COLUMNS = `e.seq, e.event_id, e.actor_id, e.diff, e.erased_commitment, ${HASHED_PARTS}`;
 export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
 export const EVENT_FROM = `trellis.audit_events e ${SUBJECT_KEY_JOIN}`;
 
@@ -222,14 +228,18 @@ export function hashedEvent(
     diff = withoutPersonal(diff);
   }
   const { c_head, c_mid, c_tail } = row;
-  if (typeof c_head !== "string" || typeof c_mid !== "string" || typeof c_tail !== "string")
+  if (typeof c_head !== "string" || typeof c_tail !== "string")
     throw new Error("an audit event row must be read with EVENT_COLUMNS (its hashed parts)");
+  const p = personal === null ? "null" : `"${personal}"`;
+  if (typeof c_mid !== "string") {
+    // No diff: the database wrote `"diff":null` into the head.
+    if (stored.diff !== null && stored.diff !== undefined)
+      throw new Error("an audit event's hashed parts do not match its row");
+    return { canonical: `${c_head}${p}${c_tail}`, opening };
+  }
   const d = diff === null ? "null" : canonicalize(diff);
   if (d === undefined) throw new Error("audit event field diff has no canonical form");
-  return {
-    canonical: `${c_head}${d}${c_mid}${personal === null ? "null" : `"${personal}"`}${c_tail}`,
-    opening,
-  };
+  return { canonical: `${c_head}${d}${c_mid}${p}${c_tail}`, opening };
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   EVENT_FROM,
   type EventRow,
   eventSalt,
+  HASHED_COLUMNS,
   hashedEvent,
   inclusionProof,
   personalCommitment,
@@ -276,22 +277,24 @@ export function transparencyService(deps: {
       if (!state) throw new Error("trellis.audit_log_state is empty");
       const size = Number(state.tree_size);
       const hi = Number(state.hi_seq);
+      const personalFrom = Number(state.personal_from);
+      // Leaves of the first form (below personal_from) hash every stored column.
+      const cols = size < personalFrom ? EVENT_COLUMNS : `${HASHED_COLUMNS}, k.key AS subject_key`;
       const { rows: fresh } = await tx.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM ${EVENT_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`,
+        `SELECT ${cols} FROM ${EVENT_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`,
         [hi, BATCH],
       );
       const holes = state.holes;
       const { rows: late } =
         holes.length > 0
           ? await tx.query<EventRow>(
-              `SELECT ${EVENT_COLUMNS} FROM ${EVENT_FROM} WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq`,
+              `SELECT ${cols} FROM ${EVENT_FROM} WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq`,
               [holes.map((h) => h.seq)],
             )
           : { rows: [] as EventRow[] };
       const rows = [...late, ...fresh];
       const newHi = fresh.length > 0 ? Number(fresh.at(-1)?.seq) : hi;
       await giveSubjectKeys(tx, rows);
-      const personalFrom = Number(state.personal_from);
       const newSize = await appendLeaves(
         tx,
         size,

@@ -4,6 +4,7 @@ import {
   canonicalLeafHashB64,
   EVENT_COLUMNS_STORED,
   type EventRow,
+  HASHED_COLUMNS,
   HASHED_PARTS,
   hashedEvent,
   SubjectKeyMissing,
@@ -325,26 +326,20 @@ export async function* dbLeaves(
       if (s > hi) hi = s;
     }
     // Leaves of the first form hash every stored column; the others only need the parts.
-    const cols =
-      from < personalFrom
-        ? `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}`
-        : `e.seq, e.event_id, e.actor_id, e.diff, e.erased_commitment, ${HASHED_PARTS}`;
+    const cols = from < personalFrom ? `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}` : HASHED_COLUMNS;
     const { rows: events } =
       hi - lo < 4 * leaves.length
         ? await q.query<EventRow>(
-            `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq >= $1 AND e.seq <= $2`,
+            `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq >= $1 AND e.seq <= $2 ORDER BY e.seq`,
             [lo, hi],
           )
         : await q.query<EventRow>(
-            `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq = ANY($1::bigint[])`,
+            `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq`,
             [leaves.map((l) => l.event_seq)],
           );
-    const bySeq = new Map<number, EventRow>();
     const unknown = new Set<string>();
-    for (const e of events) {
-      bySeq.set(Number(e.seq), e);
+    for (const e of events)
       if (typeof e.actor_id === "string" && !keys.has(e.actor_id)) unknown.add(e.actor_id);
-    }
     if (unknown.size > 0) {
       const { rows: found } = await q.query<{ subject: string; key: Uint8Array }>(
         "SELECT subject, key FROM trellis.audit_subject_keys WHERE subject = ANY($1::text[])",
@@ -356,7 +351,18 @@ export async function* dbLeaves(
     }
     for (const e of events)
       if (typeof e.actor_id === "string") e.subject_key = keys.get(e.actor_id) ?? null;
-    return leaves.map((leaf) => ({ leaf, event: bySeq.get(Number(leaf.event_seq)) }));
+    // Leaf order is nearly seq order: walk both in step, and look up by seq only the few leaves
+    // that came late (a transaction that committed after later ones).
+    let bySeq: Map<number, EventRow> | undefined;
+    let j = 0;
+    return leaves.map((leaf) => {
+      const s = Number(leaf.event_seq);
+      while (j < events.length && Number((events[j] as EventRow).seq) < s) j += 1;
+      const e = events[j];
+      if (e !== undefined && Number(e.seq) === s) return { leaf, event: e };
+      bySeq ??= new Map(events.map((x) => [Number(x.seq), x]));
+      return { leaf, event: bySeq.get(s) };
+    });
   };
   // The database reads the next pages (on other pool connections) while this process hashes
   // the current one: reading, not hashing, is the slower half.
