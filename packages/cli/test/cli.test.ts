@@ -1,11 +1,15 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ADMIN_TOKEN, startTestApp, type TestApp } from "../../server/test/harness";
 import { run, USAGE } from "../src/cli";
+
+const BIN = fileURLToPath(new URL("../bin/trellis.js", import.meta.url));
 
 const SCHEMA = {
   type: "object",
@@ -848,6 +852,17 @@ describe("trellis audit verify (reads the embedded datastore; no server needed)"
     const ok = await cli(["audit", "verify"], { ...vars, DATABASE_URL: undefined });
     expect(ok.stdout, ok.stderr).toMatch(/^ok: \d+ events and \d+ signed checkpoints verify/);
     expect(ok.code).toBe(0);
+    // The installed command (bin/trellis.js) runs `audit verify` in a child with a larger young
+    // generation: the same answer and exit code come back through it.
+    const { DATABASE_URL: _, ...parentEnv } = process.env;
+    const viaBin = () =>
+      spawnSync(process.execPath, [BIN, "audit", "verify"], {
+        env: { ...parentEnv, ...vars },
+        encoding: "utf8",
+      });
+    const binOk = viaBin();
+    expect(binOk.stdout, binOk.stderr).toBe(ok.stdout);
+    expect(binOk.status).toBe(0);
     db = await openPglite(join(dir, "pgdata"));
     const { rows } = await db.query<{ event_id: string }>(
       "SELECT event_id FROM trellis.audit_events ORDER BY seq LIMIT 1",
@@ -858,6 +873,9 @@ describe("trellis audit verify (reads the embedded datastore; no server needed)"
     const bad = await cli(["audit", "verify"], { ...vars, DATABASE_URL: undefined });
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain(`FAILED (event_changed): event ${rows[0]?.event_id}`);
+    const binBad = viaBin();
+    expect(binBad.status).toBe(1);
+    expect(binBad.stdout).toBe(bad.stdout);
     expect((await cli(["audit", "verify", "--key"], vars)).code).toBe(2);
     expect((await cli(["audit", "verify", "--file", join(dir, "x")], vars)).code).toBe(2); // no --key
     rmSync(dir, { recursive: true, force: true });

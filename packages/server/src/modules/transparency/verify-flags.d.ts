@@ -1,0 +1,1 @@
+export declare const VERIFY_NODE_FLAGS: string[];
