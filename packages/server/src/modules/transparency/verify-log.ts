@@ -136,8 +136,9 @@ export function checkLeaf(
 
 /**
  * The verification itself, over any source of leaves in index order, a page at a time (the
- * database, or an export file): each event rehashed against its leaf, the tree rebuilt, every checkpoint's signature
- * and root checked at its size. Missing events are accepted only below `prunedBelow`.
+ * database, or an export file): each event rehashed against its leaf, the tree rebuilt, every
+ * checkpoint's signature and root checked at its size. Missing events are accepted only below
+ * `prunedBelow`.
  */
 export async function verifyLeaves(
   leaves: AsyncIterable<LeafRecord[]>,
