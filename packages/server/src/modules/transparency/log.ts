@@ -26,8 +26,9 @@ import {
  * sinks and `trellis audit verify`, so all of them hash the same bytes. Use with EVENT_FROM (or
  * join `trellis.audit_events e` and `trellis.audit_subject_keys k` the same way).
  */
-export const EVENT_COLUMNS_STORED = `e.seq, e.event_id,
-  to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
+/** The timestamp as both forms hash it: UTC, ISO 8601 with microseconds (as stored). */
+const OCCURRED_AT = `to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+export const EVENT_COLUMNS_STORED = `e.seq, e.event_id, ${OCCURRED_AT} AS occurred_at,
   e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
   e.policy_ids, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment`;
 /**
@@ -44,8 +45,7 @@ export const EVENT_COLUMNS_STORED = `e.seq, e.event_id,
  */
 const jsonText = (col: string) => `coalesce(to_json(${col})::text, 'null')`;
 const MID = `',"error_code":' || ${jsonText("e.error_code")} || ',"event_id":' || ${jsonText("e.event_id")}
-    || ',"occurred_at":"' || to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    || '","outcome":' || ${jsonText("e.outcome")} || ',"personal":'`;
+    || ',"occurred_at":"' || ${OCCURRED_AT} || '","outcome":' || ${jsonText("e.outcome")} || ',"personal":'`;
 // Most events have no diff: their head then runs on to `"personal":` and c_mid is null.
 export const HASHED_PARTS = `'{"action":' || ${jsonText("e.action")} || ',"actor_role":' || ${jsonText("e.actor_role")}
     || ',"app_id":' || ${jsonText("e.app_id")} || ',"diff":'
@@ -54,9 +54,12 @@ export const HASHED_PARTS = `'{"action":' || ${jsonText("e.action")} || ',"actor
   ',"policy_ids":' || ${jsonText("e.policy_ids")} || ',"request_id":' || ${jsonText("e.request_id")}
     || ',"resource_id":' || ${jsonText("e.resource_id")} || ',"resource_type":' || ${jsonText("e.resource_type")}
     || ',"seq":' || e.seq::text || ',"token_id":' || ${jsonText("e.token_id")} || '}' AS c_tail`;
-export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}, k.key AS subject_key`;
+const SUBJECT_KEY = "k.key AS subject_key";
+export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}, ${SUBJECT_KEY}`;
 /** Only what a leaf of the second form needs (the sequencer, `audit verify`): no stored column twice. */
 export const HASHED_COLUMNS = `e.seq, e.event_id, e.actor_id, e.diff, e.erased_commitment, ${HASHED_PARTS}`;
+/** The same with the subject's key (use with EVENT_FROM). */
+export const HASHED_EVENT_COLUMNS = `${HASHED_COLUMNS}, ${SUBJECT_KEY}`;
 export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
 export const EVENT_FROM = `trellis.audit_events e ${SUBJECT_KEY_JOIN}`;
 

@@ -22,7 +22,7 @@ import {
   EVENT_FROM,
   type EventRow,
   eventSalt,
-  HASHED_COLUMNS,
+  HASHED_EVENT_COLUMNS,
   hashedEvent,
   inclusionProof,
   personalCommitment,
@@ -279,7 +279,7 @@ export function transparencyService(deps: {
       const hi = Number(state.hi_seq);
       const personalFrom = Number(state.personal_from);
       // Leaves of the first form (below personal_from) hash every stored column.
-      const cols = size < personalFrom ? EVENT_COLUMNS : `${HASHED_COLUMNS}, k.key AS subject_key`;
+      const cols = size < personalFrom ? EVENT_COLUMNS : HASHED_EVENT_COLUMNS;
       const { rows: fresh } = await tx.query<EventRow>(
         `SELECT ${cols} FROM ${EVENT_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`,
         [hi, BATCH],
