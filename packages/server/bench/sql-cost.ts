@@ -46,14 +46,12 @@ function pgBin(): string {
 }
 const BIN = pgBin();
 const asRoot = process.getuid?.() === 0;
-/** Runs a PostgreSQL server program as a user allowed to (initdb refuses root). */
-const pgArgv = (prog: string, args: string[]): [string, string[]] =>
-  asRoot
-    ? ["runuser", ["-u", "postgres", "--", join(BIN, prog), ...args]]
-    : [join(BIN, prog), args];
+/** A command as a user allowed to run PostgreSQL's server programs (initdb refuses root). */
+const asPgUser = (argv: string[]): [string, string[]] =>
+  asRoot ? ["runuser", ["-u", "postgres", "--", ...argv]] : [argv[0] as string, argv.slice(1)];
 const run = (prog: string, args: string[]) => {
-  const [cmd, argv] = pgArgv(prog, args);
-  return execFileSync(cmd, argv, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const [cmd, argv] = asPgUser([join(BIN, prog), ...args]);
+  execFileSync(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
 };
 
 const dir = mkdtempSync(join(tmpdir(), "trellis-sql-cost-"));
@@ -138,8 +136,9 @@ async function prepare(): Promise<string> {
 function scripts(appId: string): Record<string, { sql: string; per: number }> {
   const n = "\\set n random(1, 1000000000000)\n";
   // A time-ordered UUID (like the server's UUIDv7): microseconds, then the random number.
-  const uuid = `(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0') || lpad(to_hex(:n::bigint), 16, '0'))::uuid`;
-  const eventId = `'evt_' || lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0') || :n`;
+  const micros = `lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0')`;
+  const uuid = `(${micros} || lpad(to_hex(:n::bigint), 16, '0'))::uuid`;
+  const eventId = `'evt_' || ${micros} || :n`;
   const payload = `'{"title":"hello","priority":"low"}'::jsonb`;
   const ctx = `('{"app_id":"${appId}","sub":"bench-user","scopes":"create read","labels":"","env":"dev","app_env":"dev","blocks":"owner-read owner-write app-read","policy_ids":"owner-write.create","token_id":"tok_01m8v8k032fdmrjqh71th9dwm3","request_id":"req_01m8v8k032fdmrjqh71th9dwm3","at":"2026-12-02T11:00:00.000Z","event_id":"' || ${eventId} || '"}')::jsonb`;
   const events = JSON.stringify(
@@ -204,16 +203,15 @@ function backendInstructions(before: Set<string>): number {
 
 async function main() {
   const appId = await prepare();
-  const vg = [
+  const [cmd, argv] = asPgUser([
     "valgrind",
     "--tool=callgrind",
     "--trace-children=yes",
     `--callgrind-out-file=${join(dir, "cg.%p")}`,
     join(BIN, "postgres"),
     ...serverArgs,
-  ];
-  const [cmd, ...argv] = asRoot ? ["runuser", "-u", "postgres", "--", ...vg] : vg;
-  const postmaster = spawn(cmd as string, argv, { stdio: "ignore" });
+  ]);
+  const postmaster = spawn(cmd, argv, { stdio: "ignore" });
   const exited = new Promise((ok) => postmaster.once("exit", ok));
   try {
     waitReady();
