@@ -15,6 +15,7 @@ import { buildApp } from "../src/app";
 import { parseConfig } from "../src/config/config";
 import type { Db } from "../src/db/db";
 import { openPostgres } from "../src/db/postgres";
+import { ctxParam } from "../src/gateway/gateway-ctx";
 import { newId } from "../src/lib/ids";
 import { setToLabels } from "../src/lib/labels";
 
@@ -287,7 +288,7 @@ function addBareRequestRoutes(app: FastifyInstance, db: Db): void {
 function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
   // The same context the gateway builds (form-intake.routes.ts ctxOf), with fixed scopes.
   const ctxOf = (appId: string, sub: string, requestId: string, at: string) =>
-    JSON.stringify({
+    ctxParam({
       app_id: appId,
       sub,
       scopes: "create read",
@@ -308,7 +309,7 @@ function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
     const limit = Math.min(Math.max(Number(q.limit ?? 50) || 50, 1), 200);
     if (!q.submitter) return reply.code(400).send({ error: "submitter is required" });
     const { rows } = await db.query<Row>(
-      "SELECT * FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)",
+      "SELECT * FROM trellis.gw_form_intake_list($1::trellis.gw_ctx, $2, $3::uuid, $4)",
       [ctxOf(appId, q.submitter, req.id, new Date().toISOString()), null, null, limit + 1],
     );
     const more = rows.length > limit;
@@ -337,7 +338,7 @@ function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
       created_at: new Date().toISOString(),
     };
     await db.query(
-      "SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb, NULL)",
+      "SELECT trellis.gw_form_intake_create($1::trellis.gw_ctx, $2::uuid, $3, $4::jsonb, NULL)",
       [
         ctxOf(appId, submitter, req.id, record.created_at),
         record.id,

@@ -140,7 +140,8 @@ function scripts(appId: string): Record<string, { sql: string; per: number }> {
   const uuid = `(${micros} || lpad(to_hex(:n::bigint), 16, '0'))::uuid`;
   const eventId = `'evt_' || ${micros} || :n`;
   const payload = `'{"title":"hello","priority":"low"}'::jsonb`;
-  const ctx = `('{"app_id":"${appId}","sub":"bench-user","scopes":"create read","labels":"","env":"dev","app_env":"dev","blocks":"owner-read owner-write app-read","policy_ids":"owner-write.create","token_id":"tok_01m8v8k032fdmrjqh71th9dwm3","request_id":"req_01m8v8k032fdmrjqh71th9dwm3","at":"2026-12-02T11:00:00.000Z","event_id":"' || ${eventId} || '"}')::jsonb`;
+  // The gateway's trellis.gw_ctx (gateway-ctx.ts), as the composite literal the server sends.
+  const ctx = `('("${appId}","bench-user","create read","","dev","dev","owner-read owner-write app-read","owner-write.create","tok_01m8v8k032fdmrjqh71th9dwm3","' || ${eventId} || '","req_01m8v8k032fdmrjqh71th9dwm3","2026-12-02T11:00:00.000Z",)')::trellis.gw_ctx`;
   const events = JSON.stringify(
     Array.from({ length: 16 }, (_, i) => ({
       event_id: `EVT${i}`,

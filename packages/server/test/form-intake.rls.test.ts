@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Queryable } from "../src/db/db";
 import { sqlState } from "../src/db/db";
+import { ctxParam } from "../src/gateway/gateway-ctx";
 import {
   asGateway,
   createApp,
@@ -267,7 +268,11 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
       app_id: appA,
       sub: "eve",
       scopes: "read",
+      labels: "",
+      env: "dev",
+      app_env: "dev",
       blocks: "owner-read owner-write app-read",
+      policy_ids: "",
       token_id: "tok_x",
       event_id: "evt_refused_write",
       request_id: "req_refused",
@@ -275,8 +280,8 @@ describe.each(DATASTORES)("row-level security and roles on %s", (kind) => {
     };
     const err = await failsWith(
       t.db.query(
-        "SELECT trellis.gw_form_intake_create($1::jsonb, gen_random_uuid(), 'default', '{\"title\":\"x\"}'::jsonb, NULL)",
-        [JSON.stringify(ctx)],
+        "SELECT trellis.gw_form_intake_create($1::trellis.gw_ctx, gen_random_uuid(), 'default', '{\"title\":\"x\"}'::jsonb, NULL)",
+        [ctxParam(ctx)],
       ),
     );
     expect(err).toBe("42501");

@@ -10,6 +10,7 @@ import { parseConfig } from "../src/config/config";
 import type { DatastoreKind, Db, Queryable } from "../src/db/db";
 import { openPglite } from "../src/db/pglite";
 import { openPostgres } from "../src/db/postgres";
+import { ctxParam } from "../src/gateway/gateway-ctx";
 import type { Clock } from "../src/lib/clock";
 
 /** The datastores every datastore test runs on: PGlite always, PostgreSQL when configured. */
@@ -294,8 +295,8 @@ export async function asGateway<T>(
   try {
     await db.transaction(async (tx) => {
       await tx.query("SET LOCAL ROLE trellis_gateway");
-      await tx.query("SELECT trellis.set_claims($1::jsonb)", [
-        JSON.stringify({
+      await tx.query("SELECT trellis.set_claims($1::trellis.gw_ctx)", [
+        ctxParam({
           app_id: claims.app ?? "",
           sub: claims.sub ?? "",
           scopes: claims.scopes ?? "",
@@ -303,6 +304,11 @@ export async function asGateway<T>(
           env: claims.env ?? "dev",
           app_env: claims.appEnv ?? "dev",
           blocks: claims.blocks ?? DEFAULT_BLOCKS,
+          policy_ids: "",
+          token_id: "",
+          event_id: "",
+          request_id: "",
+          at: new Date(0).toISOString(),
         }),
       ]);
       out = await fn(tx);

@@ -126,7 +126,11 @@ describe.each(DATASTORES)("export and import on %s", (kind) => {
       manifest_schema: { title: "Trellis template manifest" },
     });
     const ddl = res.body.ddl as Array<{ name: string; sha256: string; sql: string }>;
-    expect(ddl.map((d) => d.name)).toEqual(["0001_requests.sql", "0002_control_plane.sql"]);
+    expect(ddl.map((d) => d.name)).toEqual([
+      "0001_requests.sql",
+      "0002_control_plane.sql",
+      "0003_gateway_ctx.sql",
+    ]);
     for (const d of ddl) expect(d.sha256).toBe(sha(d.sql));
     const { rows } = await src.db.query<{ checksum: string }>(
       "SELECT checksum FROM trellis.schema_migrations WHERE scope = 'template:approval-queue' ORDER BY name",

@@ -2,7 +2,7 @@ import type { ApprovalRequestRecord, RequestState } from "@trellis/contracts";
 import type { Queryable } from "../db/db";
 import { isoFromMs } from "../lib/iso";
 import { setToLabels } from "../lib/labels";
-import type { GatewayCtx } from "./form-intake.repo";
+import { ctxParam, type GatewayCtx } from "./gateway-ctx";
 import type { RecordFacts } from "./governed";
 
 interface Row {
@@ -53,12 +53,10 @@ export async function createRequest(
   ctx: GatewayCtx,
   r: { id: string; reviewer: string; payload: Record<string, unknown> },
 ): Promise<void> {
-  await q.query("SELECT trellis.gw_approval_queue_create($1::jsonb, $2::uuid, $3, $4::jsonb)", [
-    JSON.stringify(ctx),
-    r.id,
-    r.reviewer,
-    JSON.stringify(r.payload),
-  ]);
+  await q.query(
+    "SELECT trellis.gw_approval_queue_create($1::trellis.gw_ctx, $2::uuid, $3, $4::jsonb)",
+    [ctxParam(ctx), r.id, r.reviewer, JSON.stringify(r.payload)],
+  );
 }
 
 export async function listRequests(
@@ -67,16 +65,16 @@ export async function listRequests(
   f: { role?: "requester" | "reviewer"; state?: RequestState; beforeId?: string; limit: number },
 ): Promise<RequestRecord[]> {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_approval_queue_list($1::jsonb, $2, $3, $4::uuid, $5)`,
-    [JSON.stringify(ctx), f.role ?? null, f.state ?? null, f.beforeId ?? null, f.limit],
+    `SELECT ${COLUMNS} FROM trellis.gw_approval_queue_list($1::trellis.gw_ctx, $2, $3, $4::uuid, $5)`,
+    [ctxParam(ctx), f.role ?? null, f.state ?? null, f.beforeId ?? null, f.limit],
   );
   return rows.map(toRecord);
 }
 
 export async function getRequest(q: Queryable, ctx: GatewayCtx, id: string) {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_approval_queue_get($1::jsonb, $2::uuid)`,
-    [JSON.stringify(ctx), id],
+    `SELECT ${COLUMNS} FROM trellis.gw_approval_queue_get($1::trellis.gw_ctx, $2::uuid)`,
+    [ctxParam(ctx), id],
   );
   return rows[0] && toRecord(rows[0]);
 }
@@ -88,8 +86,8 @@ export async function moveRequest(
   m: { id: string; from: RequestState; to: RequestState; action: string },
 ) {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_approval_queue_move($1::jsonb, $2::uuid, $3, $4, $5)`,
-    [JSON.stringify(ctx), m.id, m.from, m.to, m.action],
+    `SELECT ${COLUMNS} FROM trellis.gw_approval_queue_move($1::trellis.gw_ctx, $2::uuid, $3, $4, $5)`,
+    [ctxParam(ctx), m.id, m.from, m.to, m.action],
   );
   return rows[0] && toRecord(rows[0]);
 }

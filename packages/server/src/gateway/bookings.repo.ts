@@ -2,7 +2,7 @@ import type { Booking } from "@trellis/contracts";
 import { type Queryable, sqlState } from "../db/db";
 import { isoFromMs } from "../lib/iso";
 import { setToLabels } from "../lib/labels";
-import type { GatewayCtx } from "./form-intake.repo";
+import { ctxParam, type GatewayCtx } from "./gateway-ctx";
 import type { RecordFacts } from "./governed";
 
 interface Row {
@@ -53,8 +53,8 @@ export async function createBooking(
 ): Promise<"created" | "conflict"> {
   try {
     await q.query(
-      "SELECT trellis.gw_bookings_create($1::jsonb, $2::uuid, $3, $4::timestamptz, $5::timestamptz)",
-      [JSON.stringify(ctx), b.id, b.resource, b.starts, b.ends],
+      "SELECT trellis.gw_bookings_create($1::trellis.gw_ctx, $2::uuid, $3, $4::timestamptz, $5::timestamptz)",
+      [ctxParam(ctx), b.id, b.resource, b.starts, b.ends],
     );
     return "created";
   } catch (err) {
@@ -69,15 +69,8 @@ export async function listBookings(
   f: { resource?: string; from?: string; to?: string; beforeId?: string; limit: number },
 ): Promise<BookingRecord[]> {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_bookings_list($1::jsonb, $2, $3::timestamptz, $4::timestamptz, $5::uuid, $6)`,
-    [
-      JSON.stringify(ctx),
-      f.resource ?? null,
-      f.from ?? null,
-      f.to ?? null,
-      f.beforeId ?? null,
-      f.limit,
-    ],
+    `SELECT ${COLUMNS} FROM trellis.gw_bookings_list($1::trellis.gw_ctx, $2, $3::timestamptz, $4::timestamptz, $5::uuid, $6)`,
+    [ctxParam(ctx), f.resource ?? null, f.from ?? null, f.to ?? null, f.beforeId ?? null, f.limit],
   );
   return rows.map(toRecord);
 }
@@ -88,8 +81,8 @@ export async function getBooking(
   id: string,
 ): Promise<BookingRecord | undefined> {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_bookings_get($1::jsonb, $2::uuid)`,
-    [JSON.stringify(ctx), id],
+    `SELECT ${COLUMNS} FROM trellis.gw_bookings_get($1::trellis.gw_ctx, $2::uuid)`,
+    [ctxParam(ctx), id],
   );
   return rows[0] && toRecord(rows[0]);
 }
@@ -97,8 +90,8 @@ export async function getBooking(
 /** Cancels a live booking; false when there is none this caller may cancel. */
 export async function cancelBooking(q: Queryable, ctx: GatewayCtx, id: string): Promise<boolean> {
   const { rows } = await q.query<{ cancelled: boolean }>(
-    "SELECT trellis.gw_bookings_cancel($1::jsonb, $2::uuid) AS cancelled",
-    [JSON.stringify(ctx), id],
+    "SELECT trellis.gw_bookings_cancel($1::trellis.gw_ctx, $2::uuid) AS cancelled",
+    [ctxParam(ctx), id],
   );
   return rows[0]?.cancelled === true;
 }

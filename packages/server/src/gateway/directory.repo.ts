@@ -2,7 +2,7 @@ import type { Item } from "@trellis/contracts";
 import type { Queryable } from "../db/db";
 import { isoFromMs } from "../lib/iso";
 import { setToLabels } from "../lib/labels";
-import type { GatewayCtx } from "./form-intake.repo";
+import { ctxParam, type GatewayCtx } from "./gateway-ctx";
 import type { RecordFacts } from "./governed";
 
 interface Row {
@@ -45,8 +45,8 @@ export async function createItem(
   ctx: GatewayCtx,
   i: { id: string; kind: string; attrs: Record<string, unknown> },
 ): Promise<void> {
-  await q.query("SELECT trellis.gw_directory_create($1::jsonb, $2::uuid, $3, $4::jsonb)", [
-    JSON.stringify(ctx),
+  await q.query("SELECT trellis.gw_directory_create($1::trellis.gw_ctx, $2::uuid, $3, $4::jsonb)", [
+    ctxParam(ctx),
     i.id,
     i.kind,
     JSON.stringify(i.attrs),
@@ -59,9 +59,9 @@ export async function listItems(
   f: { kind?: string; attrs?: Record<string, unknown>; beforeId?: string; limit: number },
 ): Promise<ItemRecord[]> {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_directory_list($1::jsonb, $2, $3::jsonb, $4::uuid, $5)`,
+    `SELECT ${COLUMNS} FROM trellis.gw_directory_list($1::trellis.gw_ctx, $2, $3::jsonb, $4::uuid, $5)`,
     [
-      JSON.stringify(ctx),
+      ctxParam(ctx),
       f.kind ?? null,
       f.attrs ? JSON.stringify(f.attrs) : null,
       f.beforeId ?? null,
@@ -73,8 +73,8 @@ export async function listItems(
 
 export async function getItem(q: Queryable, ctx: GatewayCtx, id: string) {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_directory_get($1::jsonb, $2::uuid)`,
-    [JSON.stringify(ctx), id],
+    `SELECT ${COLUMNS} FROM trellis.gw_directory_get($1::trellis.gw_ctx, $2::uuid)`,
+    [ctxParam(ctx), id],
   );
   return rows[0] && toRecord(rows[0]);
 }
@@ -86,16 +86,16 @@ export async function updateItem(
   attrs: Record<string, unknown>,
 ) {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_directory_update($1::jsonb, $2::uuid, $3::jsonb)`,
-    [JSON.stringify(ctx), id, JSON.stringify(attrs)],
+    `SELECT ${COLUMNS} FROM trellis.gw_directory_update($1::trellis.gw_ctx, $2::uuid, $3::jsonb)`,
+    [ctxParam(ctx), id, JSON.stringify(attrs)],
   );
   return rows[0] && toRecord(rows[0]);
 }
 
 export async function deleteItem(q: Queryable, ctx: GatewayCtx, id: string): Promise<boolean> {
   const { rows } = await q.query<{ deleted: boolean }>(
-    "SELECT trellis.gw_directory_delete($1::jsonb, $2::uuid) AS deleted",
-    [JSON.stringify(ctx), id],
+    "SELECT trellis.gw_directory_delete($1::trellis.gw_ctx, $2::uuid) AS deleted",
+    [ctxParam(ctx), id],
   );
   return rows[0]?.deleted === true;
 }

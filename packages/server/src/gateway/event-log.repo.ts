@@ -2,7 +2,7 @@ import type { LogEvent } from "@trellis/contracts";
 import type { Queryable } from "../db/db";
 import { isoFromMs } from "../lib/iso";
 import { setToLabels } from "../lib/labels";
-import type { GatewayCtx } from "./form-intake.repo";
+import { ctxParam, type GatewayCtx } from "./gateway-ctx";
 
 interface Row {
   id: string;
@@ -36,8 +36,8 @@ export async function appendEvent(
   e: { id: string; type: string; data: Record<string, unknown> },
 ): Promise<number> {
   const { rows } = await q.query<{ seq: number }>(
-    "SELECT trellis.gw_event_log_append($1::jsonb, $2::uuid, $3, $4::jsonb) AS seq",
-    [JSON.stringify(ctx), e.id, e.type, JSON.stringify(e.data)],
+    "SELECT trellis.gw_event_log_append($1::trellis.gw_ctx, $2::uuid, $3, $4::jsonb) AS seq",
+    [ctxParam(ctx), e.id, e.type, JSON.stringify(e.data)],
   );
   return Number(rows[0]?.seq);
 }
@@ -50,8 +50,8 @@ export async function listEvents(
   limit: number,
 ): Promise<LogEvent[]> {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_event_log_list($1::jsonb, $2, $3)`,
-    [JSON.stringify(ctx), after, limit],
+    `SELECT ${COLUMNS} FROM trellis.gw_event_log_list($1::trellis.gw_ctx, $2, $3)`,
+    [ctxParam(ctx), after, limit],
   );
   return rows.map(toEvent);
 }

@@ -2,30 +2,7 @@ import type { Submission } from "@trellis/contracts";
 import type { Queryable } from "../db/db";
 import { isoFromMs } from "../lib/iso";
 import { setToLabels } from "../lib/labels";
-
-/**
- * The governed request's context, passed to the gateway SQL functions as one jsonb: claims
- * for row-level security plus the audit event's fields.
- */
-export interface GatewayCtx {
-  app_id: string;
-  sub: string;
-  scopes: string;
-  /** Row labels, "key=value" separated by spaces. */
-  labels: string;
-  env: string;
-  app_env: string;
-  /** The app's policy blocks, separated by spaces (row-level security reads them). */
-  blocks: string;
-  /** The decision's policy ids, separated by spaces (written into the audit event). */
-  policy_ids: string;
-  token_id: string;
-  event_id: string;
-  request_id: string;
-  at: string;
-  /** What the event records as changed (audit `diff`); `personal` is the actor's own data. */
-  diff?: Record<string, unknown>;
-}
+import { ctxParam, type GatewayCtx } from "./gateway-ctx";
 
 interface Row {
   id: string;
@@ -78,13 +55,10 @@ export async function createSubmission(
   s: Omit<Submission, "created_at" | "app_id" | "submitter_id" | "labels">,
   labels: Record<string, string>,
 ): Promise<Submission> {
-  await q.query("SELECT trellis.gw_form_intake_create($1::jsonb, $2::uuid, $3, $4::jsonb, $5)", [
-    JSON.stringify(ctx),
-    s.id,
-    s.form_id,
-    JSON.stringify(s.payload),
-    s.assigned_reviewer,
-  ]);
+  await q.query(
+    "SELECT trellis.gw_form_intake_create($1::trellis.gw_ctx, $2::uuid, $3, $4::jsonb, $5)",
+    [ctxParam(ctx), s.id, s.form_id, JSON.stringify(s.payload), s.assigned_reviewer],
+  );
   return { ...s, app_id: ctx.app_id, submitter_id: ctx.sub, labels, created_at: ctx.at };
 }
 
@@ -94,8 +68,8 @@ export async function listSubmissions(
   f: { formId?: string; beforeId?: string; limit: number },
 ): Promise<SubmissionRecord[]> {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_form_intake_list($1::jsonb, $2, $3::uuid, $4)`,
-    [JSON.stringify(ctx), f.formId ?? null, f.beforeId ?? null, f.limit],
+    `SELECT ${COLUMNS} FROM trellis.gw_form_intake_list($1::trellis.gw_ctx, $2, $3::uuid, $4)`,
+    [ctxParam(ctx), f.formId ?? null, f.beforeId ?? null, f.limit],
   );
   return rows.map(toRecord);
 }
@@ -106,8 +80,8 @@ export async function getSubmission(
   id: string,
 ): Promise<SubmissionRecord | undefined> {
   const { rows } = await q.query<Row>(
-    `SELECT ${COLUMNS} FROM trellis.gw_form_intake_get($1::jsonb, $2::uuid)`,
-    [JSON.stringify(ctx), id],
+    `SELECT ${COLUMNS} FROM trellis.gw_form_intake_get($1::trellis.gw_ctx, $2::uuid)`,
+    [ctxParam(ctx), id],
   );
   return rows[0] && toRecord(rows[0]);
 }
@@ -118,8 +92,8 @@ export async function deleteSubmission(
   id: string,
 ): Promise<boolean> {
   const { rows } = await q.query<{ deleted: boolean }>(
-    "SELECT trellis.gw_form_intake_delete($1::jsonb, $2::uuid) AS deleted",
-    [JSON.stringify(ctx), id],
+    "SELECT trellis.gw_form_intake_delete($1::trellis.gw_ctx, $2::uuid) AS deleted",
+    [ctxParam(ctx), id],
   );
   return rows[0]?.deleted === true;
 }

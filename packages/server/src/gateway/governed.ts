@@ -7,7 +7,7 @@ import { newId } from "../lib/ids";
 import type { AuditService } from "../modules/audit/audit.service";
 import { decide } from "../modules/policy/app-policy";
 import type { Decision, PolicyEngine } from "../modules/policy/engine";
-import type { GatewayCtx } from "./form-intake.repo";
+import type { GatewayCtx } from "./gateway-ctx";
 import { principalOf } from "./principal";
 
 /** A record as Cedar sees it: who owns it, its labels, its assigned reviewer. */

@@ -8,6 +8,7 @@ import { isoFromMs } from "../lib/iso";
 import { setToLabels } from "../lib/labels";
 import type { AuditService } from "../modules/audit/audit.service";
 import type { PolicyEngine } from "../modules/policy/engine";
+import { ctxParam } from "./gateway-ctx";
 import { governedHelpers } from "./governed";
 
 const TEMPLATE = "ttl-cache";
@@ -66,9 +67,9 @@ export const ttlCacheRoutes: FastifyPluginAsyncZod<{
       const ctx = ctxOf(req.trellis, d.policyIds);
       const expires = new Date(Date.parse(ctx.at) + req.body.ttl_seconds * 1000).toISOString();
       const { rows } = await db.query<{ outcome: "created" | "replaced" | "quota" }>(
-        "SELECT trellis.gw_ttl_cache_put($1::jsonb, $2, $3::jsonb, $4::timestamptz, $5) AS outcome",
+        "SELECT trellis.gw_ttl_cache_put($1::trellis.gw_ctx, $2, $3::jsonb, $4::timestamptz, $5) AS outcome",
         [
-          JSON.stringify(ctx),
+          ctxParam(ctx),
           req.params.key,
           JSON.stringify(req.body.value),
           expires,
@@ -107,8 +108,8 @@ export const ttlCacheRoutes: FastifyPluginAsyncZod<{
         `SELECT key, app_id, owner_id, value, labels,
                 (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms,
                 (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
-           FROM trellis.gw_ttl_cache_get($1::jsonb, $2)`,
-        [JSON.stringify(ctxOf(req.trellis)), req.params.key],
+           FROM trellis.gw_ttl_cache_get($1::trellis.gw_ctx, $2)`,
+        [ctxParam(ctxOf(req.trellis)), req.params.key],
       );
       const r = rows[0];
       if (!r) throw new TrellisError("not_found"); // absent, expired or hidden: one answer
