@@ -59,6 +59,7 @@ const variantsFor = (op: Op): Variant[] => [
   ...(op === "read" ? (["uncached"] as const) : []),
   "bare",
   ...(DIAG && (op === "read" || op === "write") ? (["sqlfn"] as const) : []),
+  ...(DIAG && op === "write" ? (["audited"] as const) : []),
 ];
 
 /** append, item, entry, booking, request: one governed write per template (issue 4: each ≥ 0.5). */
@@ -85,7 +86,7 @@ const ROOT = resolve(HERE, "../../..");
 const SERVER = join(HERE, "server.ts");
 
 type Op = "read" | "write" | "append" | "item" | "entry" | "booking" | "request";
-type Variant = "governed" | "uncached" | "bare" | "sqlfn";
+type Variant = "governed" | "uncached" | "bare" | "sqlfn" | "audited";
 
 for (const op of OPS) {
   if (!["read", "write", "append", "item", "entry", "booking", "request"].includes(op))
@@ -458,6 +459,8 @@ interface OpResult {
   medianOfRatios: number;
   /** Diagnostic variant (BENCH_DIAG=1): sqlfn / bare, of medians. */
   sqlfnRatio: number | null;
+  /** Diagnostic variant (BENCH_DIAG=1, writes): audited / bare, of medians. */
+  auditedRatio: number | null;
   /** Reads: uncached / bare, of medians (governed without the token verification cache). */
   uncachedRatio: number | null;
   target: number;
@@ -507,6 +510,7 @@ async function benchOp(op: Op, targets: Record<Variant, Target>): Promise<OpResu
     ratioOfMedians,
     medianOfRatios: median(rounds.map((r) => rpsOf(r, "governed") / rpsOf(r, "bare"))),
     sqlfnRatio: summary.sqlfn ? medianOf("sqlfn") / medianOf("bare") : null,
+    auditedRatio: summary.audited ? medianOf("audited") / medianOf("bare") : null,
     uncachedRatio: summary.uncached ? medianOf("uncached") / medianOf("bare") : null,
     target: TARGETS[op],
     pass: ratioOfMedians >= TARGETS[op],
@@ -597,6 +601,15 @@ function report(results: OpResult[], meta: Record<string, unknown>): string {
     lines.push("(claims, RLS, audit insert) without the Node side (token, scopes, zod, Ajv).");
     for (const r of results) {
       if (r.sqlfnRatio !== null) lines.push(`  ${r.op}: sqlfn/bare ${r.sqlfnRatio.toFixed(3)}`);
+    }
+    for (const r of results) {
+      if (r.auditedRatio === null) continue;
+      lines.push(
+        "audited = the bare write plus its audit row in one statement on the owner connection",
+      );
+      lines.push(
+        `  ${r.op}: audited/bare ${r.auditedRatio.toFixed(3)}, governed/audited ${(r.ratioOfMedians / r.auditedRatio).toFixed(3)}`,
+      );
     }
     lines.push("");
   }
@@ -820,6 +833,7 @@ async function main() {
       },
       uncached: unused(),
       sqlfn: unused(),
+      audited: unused(),
     },
     booking: {
       governed: {
@@ -838,6 +852,7 @@ async function main() {
       },
       uncached: unused(),
       sqlfn: unused(),
+      audited: unused(),
     },
     entry: {
       governed: {
@@ -858,6 +873,7 @@ async function main() {
       },
       uncached: unused(),
       sqlfn: unused(),
+      audited: unused(),
     },
     item: {
       governed: {
@@ -876,6 +892,7 @@ async function main() {
       },
       uncached: unused(),
       sqlfn: unused(),
+      audited: unused(),
     },
     append: {
       governed: {
@@ -894,6 +911,7 @@ async function main() {
       },
       uncached: unused(),
       sqlfn: unused(),
+      audited: unused(),
     },
     read: {
       governed: { server, method: "GET", path: `${gatewayPath}?limit=${LIMIT}`, headers: auth },
@@ -915,6 +933,7 @@ async function main() {
         path: `${sqlfnPath}?submitter=${SUBJECT}&limit=${LIMIT}`,
         headers: {},
       },
+      audited: unused(),
     },
     write: {
       governed: {
@@ -942,6 +961,13 @@ async function main() {
         server,
         method: "POST",
         path: sqlfnPath,
+        headers: { ...json, "x-bench-submitter": SUBJECT },
+        body: JSON.stringify(writeBody),
+      },
+      audited: {
+        server,
+        method: "POST",
+        path: `/bench/audited/apps/${app.id}/submissions`,
         headers: { ...json, "x-bench-submitter": SUBJECT },
         body: JSON.stringify(writeBody),
       },

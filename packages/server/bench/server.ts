@@ -99,6 +99,50 @@ function addBareRoutes(app: FastifyInstance, db: Db): void {
 }
 
 /**
+ * Diagnostic (BENCH_DIAG=1): the bare write plus the audit row a governed write records, in one
+ * statement on the owner connection (no claims, no row-level security, no gateway function, no
+ * Node-side governance; the row's rules trigger fires and the sequencer integrates the event, as
+ * for a governed write). audited/bare is what two rows per write cost by themselves.
+ */
+const AUDITED_SQL = `WITH s AS (${INSERT_SQL} RETURNING id)
+  INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
+    resource_type, resource_id, app_id, token_id, policy_ids, outcome, request_id)
+  SELECT $7, $6, $4, 'app_user', 'submission.create', 'submission', s.id::text, $2, 'tok_bench',
+         ARRAY['owner-write.create'], 'allowed', $8 FROM s`;
+
+function addAuditedRoute(app: FastifyInstance, db: Db): void {
+  app.post("/bench/audited/apps/:app/submissions", async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    const body = (req.body ?? {}) as { form_id?: string; payload?: Record<string, unknown> };
+    const submitter = req.headers["x-bench-submitter"];
+    if (typeof submitter !== "string" || !body.payload) {
+      return reply.code(400).send({ error: "payload and x-bench-submitter are required" });
+    }
+    const record = {
+      id: uuidv7(),
+      app_id: appId,
+      form_id: body.form_id ?? "default",
+      submitter_id: submitter,
+      payload: body.payload,
+      labels: {},
+      assigned_reviewer: null,
+      created_at: new Date().toISOString(),
+    };
+    await db.query(AUDITED_SQL, [
+      record.id,
+      record.app_id,
+      record.form_id,
+      record.submitter_id,
+      JSON.stringify(record.payload),
+      record.created_at,
+      newId("event"),
+      req.id,
+    ]);
+    return reply.code(201).send(record);
+  });
+}
+
+/**
  * The event-log baseline: the same two statements as `trellis.gw_event_log_append` (take the
  * app's next number, insert the event) as one statement on the owner's connection, without
  * claims, RLS, Cedar or the audit row.
@@ -371,6 +415,7 @@ async function main() {
     addBareBookingRoutes(app, db);
     addBareRequestRoutes(app, db);
     addSqlFnRoutes(app, db);
+    addAuditedRoute(app, db);
     await app.listen({ host: "127.0.0.1", port: 0 });
   } catch (err) {
     await db.close().catch(() => {});
