@@ -169,6 +169,12 @@ function scripts(appId: string): Record<string, { sql: string; per: number }> {
       sql: `${n}INSERT INTO trellis.form_intake_submissions (id, app_id, form_id, submitter_id, payload, created_at) VALUES (${uuid}, '${appId}', 'default', 'bench-user', ${payload}, now());\n`,
       per: 1,
     },
+    // The bench's `audited` route: the bare INSERT and the audit row a governed create records,
+    // in one statement as the owner (no claims, no RLS, no gateway function; the rules trigger fires).
+    audited: {
+      sql: `${n}WITH s AS (INSERT INTO trellis.form_intake_submissions (id, app_id, form_id, submitter_id, payload, created_at) VALUES (${uuid}, '${appId}', 'default', 'bench-user', ${payload}, now()) RETURNING id) INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_id, app_id, token_id, policy_ids, outcome, request_id) SELECT ${eventId}, now(), 'bench-user', 'app_user', 'submission.create', 'submission', s.id::text, '${appId}', 'tok_01m8v8k032fdmrjqh71th9dwm3', ARRAY['owner-write.create'], 'allowed', 'req_01m8v8k032fdmrjqh71th9dwm3' FROM s;\n`,
+      per: 1,
+    },
     // The governed write's one statement: claims, RLS, the data row and its audit row.
     governed: {
       sql: `${n}SELECT trellis.gw_form_intake_create(${ctx}, ${uuid}, 'default', ${payload}, NULL);\n`,
