@@ -602,11 +602,12 @@ function report(results: OpResult[], meta: Record<string, unknown>): string {
     for (const r of results) {
       if (r.sqlfnRatio !== null) lines.push(`  ${r.op}: sqlfn/bare ${r.sqlfnRatio.toFixed(3)}`);
     }
-    for (const r of results) {
-      if (r.auditedRatio === null) continue;
+    if (results.some((r) => r.auditedRatio !== null))
       lines.push(
         "audited = the bare write plus its audit row in one statement on the owner connection",
       );
+    for (const r of results) {
+      if (r.auditedRatio === null) continue;
       lines.push(
         `  ${r.op}: audited/bare ${r.auditedRatio.toFixed(3)}, governed/audited ${(r.ratioOfMedians / r.auditedRatio).toFixed(3)}`,
       );

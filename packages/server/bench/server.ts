@@ -47,6 +47,35 @@ const LIST_SQL =
 const INSERT_SQL =
   "INSERT INTO trellis.form_intake_submissions (id, app_id, form_id, submitter_id, payload, created_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)";
 
+/** A submission as the bare and diagnostic write routes make and answer it. */
+function newSubmission(
+  appId: string,
+  formId: string | undefined,
+  submitter: string,
+  payload: Record<string, unknown>,
+) {
+  return {
+    id: uuidv7(),
+    app_id: appId,
+    form_id: formId ?? "default",
+    submitter_id: submitter,
+    payload,
+    labels: {},
+    assigned_reviewer: null,
+    created_at: new Date().toISOString(),
+  };
+}
+
+/** INSERT_SQL's parameters for a submission. */
+const insertParams = (r: ReturnType<typeof newSubmission>) => [
+  r.id,
+  r.app_id,
+  r.form_id,
+  r.submitter_id,
+  JSON.stringify(r.payload),
+  r.created_at,
+];
+
 /** The baseline routes. Plain JSON in and out: no schemas, so no validation or zod serializer. */
 function addBareRoutes(app: FastifyInstance, db: Db): void {
   app.get("/bench/bare/apps/:app/submissions", async (req, reply) => {
@@ -76,24 +105,8 @@ function addBareRoutes(app: FastifyInstance, db: Db): void {
     if (!submitter || !body.payload) {
       return reply.code(400).send({ error: "payload and a submitter are required" });
     }
-    const record = {
-      id: uuidv7(),
-      app_id: appId,
-      form_id: body.form_id ?? "default",
-      submitter_id: submitter,
-      payload: body.payload,
-      labels: {},
-      assigned_reviewer: null,
-      created_at: new Date().toISOString(),
-    };
-    await db.query(INSERT_SQL, [
-      record.id,
-      record.app_id,
-      record.form_id,
-      record.submitter_id,
-      JSON.stringify(record.payload),
-      record.created_at,
-    ]);
+    const record = newSubmission(appId, body.form_id, submitter, body.payload);
+    await db.query(INSERT_SQL, insertParams(record));
     return reply.code(201).send(record);
   });
 }
@@ -118,26 +131,8 @@ function addAuditedRoute(app: FastifyInstance, db: Db): void {
     if (typeof submitter !== "string" || !body.payload) {
       return reply.code(400).send({ error: "payload and x-bench-submitter are required" });
     }
-    const record = {
-      id: uuidv7(),
-      app_id: appId,
-      form_id: body.form_id ?? "default",
-      submitter_id: submitter,
-      payload: body.payload,
-      labels: {},
-      assigned_reviewer: null,
-      created_at: new Date().toISOString(),
-    };
-    await db.query(AUDITED_SQL, [
-      record.id,
-      record.app_id,
-      record.form_id,
-      record.submitter_id,
-      JSON.stringify(record.payload),
-      record.created_at,
-      newId("event"),
-      req.id,
-    ]);
+    const record = newSubmission(appId, body.form_id, submitter, body.payload);
+    await db.query(AUDITED_SQL, [...insertParams(record), newId("event"), req.id]);
     return reply.code(201).send(record);
   });
 }
@@ -371,16 +366,7 @@ function addSqlFnRoutes(app: FastifyInstance, db: Db): void {
     if (typeof submitter !== "string" || !body.payload) {
       return reply.code(400).send({ error: "payload and x-bench-submitter are required" });
     }
-    const record = {
-      id: uuidv7(),
-      app_id: appId,
-      form_id: body.form_id ?? "default",
-      submitter_id: submitter,
-      payload: body.payload,
-      labels: {},
-      assigned_reviewer: null,
-      created_at: new Date().toISOString(),
-    };
+    const record = newSubmission(appId, body.form_id, submitter, body.payload);
     await db.query(
       "SELECT trellis.gw_form_intake_create($1::trellis.gw_ctx, $2::uuid, $3, $4::jsonb, NULL)",
       [
