@@ -3,9 +3,11 @@
  * as a busy gateway makes them. Guards against the Node 20 V8 crash described in
  * src/modules/policy/engine.ts; test/cedar-stress.test.ts runs it in a child process.
  *
- *   npx tsx packages/server/bench/stress-cedar.ts [milliseconds, default 10000]
+ *   npx tsx packages/server/bench/stress-cedar.ts [milliseconds, default 10000] [decisions, default 0]
  *
- * Prints `ok <decisions>` and exits 0 when the run completes.
+ * Runs for at least that long and at least that many decisions (a loaded machine makes fewer per
+ * second: the count keeps the load the same, the run just takes longer). Prints
+ * `ok <decisions>` and exits 0 when the run completes.
  */
 import { randomUUID } from "node:crypto";
 import { compileAppPolicy, decide } from "../src/modules/policy/app-policy";
@@ -30,9 +32,12 @@ const policy = compileAppPolicy(engine, {
 if ("problems" in policy) throw new Error(JSON.stringify(policy.problems));
 
 const ms = Number(process.argv[2] ?? 10_000);
+const atLeast = Number(process.argv[3] ?? 0);
+if (!Number.isInteger(ms) || ms < 0 || !Number.isInteger(atLeast) || atLeast < 0)
+  throw new Error("usage: stress-cedar.ts [milliseconds] [decisions]");
 const end = Date.now() + ms;
 let n = 0;
-while (Date.now() < end) {
+while (Date.now() < end || n < atLeast) {
   const i = n % 97;
   decide(engine, policy, {
     principal: {
