@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { canonicalJson, leafHash } from "@trellis/sdk/verify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Queryable } from "../src/db/db";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
@@ -186,6 +187,39 @@ describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
       ];
       writeFileSync(file, `${forged.join("\n")}\n`);
       expect((await verifyLogFile(file, key)).problem?.kind).toBe("event_missing");
+      // The export ends at its newest signed checkpoint: every leaf is under a signature.
+      expect(header.checkpoints.at(-1).tree_size).toBe(header.tree_size);
+      // Leaves no signature covers prove nothing: the last leaf rewritten (its hash recomputed,
+      // so the file is self-consistent) and the checkpoint that covered it dropped ...
+      const last = JSON.parse(lines.at(-1) as string);
+      const event = { ...last.event, action: "app.delete" };
+      const rewritten = {
+        ...last,
+        event,
+        leaf_hash: Buffer.from(leafHash(new TextEncoder().encode(canonicalJson(event)))).toString(
+          "base64",
+        ),
+      };
+      const dropLast = [
+        JSON.stringify({ ...header, checkpoints: header.checkpoints.slice(0, -1) }),
+        ...lines.slice(1, -1),
+        JSON.stringify(rewritten),
+      ];
+      writeFileSync(file, `${dropLast.join("\n")}\n`);
+      const tail = await verifyLogFile(file, key);
+      expect(tail).toMatchObject({ ok: false, problem: { kind: "unsigned" } });
+      // (with the checkpoint kept, the rewritten leaf is caught by its root)
+      writeFileSync(file, `${[lines[0], ...dropLast.slice(1)].join("\n")}\n`);
+      expect((await verifyLogFile(file, key)).ok).toBe(false);
+      // ... or every checkpoint removed.
+      writeFileSync(
+        file,
+        `${[JSON.stringify({ ...header, checkpoints: [] }), ...dropLast.slice(1)].join("\n")}\n`,
+      );
+      expect((await verifyLogFile(file, key)).problem).toMatchObject({
+        kind: "unsigned",
+        leaf_index: 0,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await t.close();

@@ -10,7 +10,9 @@ import { type LeafRecord, type VerifyReport, verifyLeaves } from "./verify-log";
  * The whole log as a file an auditor can verify offline (`trellis audit verify --file F --key K`):
  * NDJSON, a header `{type: "log", format, tree_size, pruned_below, checkpoints: [{tree_size,
  * note}]}`, then one line per leaf `{leaf_index, leaf_hash, event}` (the event exactly as hashed,
- * null when pruned). Nothing in it is trusted by the verifier but the key it is given.
+ * null when pruned). Nothing in it is trusted by the verifier but the key it is given, so the
+ * file ends at the newest signed checkpoint: leaves integrated after it (at most one merge delay
+ * old) are in the next export, and a file whose last leaves no signature covers fails to verify.
  */
 export const LOG_EXPORT_FORMAT = "trellis.audit-log/1";
 
@@ -22,12 +24,14 @@ export function exportLog(db: Db): { stream: Readable; done: Promise<number> } {
     const { rows: st } = await tx.query<{ tree_size: number; personal_from: number }>(
       "SELECT tree_size, personal_from FROM trellis.audit_log_state",
     );
-    const size = Number(st[0]?.tree_size ?? 0);
+    const integrated = Number(st[0]?.tree_size ?? 0);
     const personalFrom = Number(st[0]?.personal_from ?? 0);
     const { rows: cps } = await tx.query<{ tree_size: number; note: string }>(
       "SELECT tree_size, note FROM trellis.audit_checkpoints WHERE tree_size <= $1 ORDER BY tree_size",
-      [size],
+      [integrated],
     );
+    // Up to the newest signed checkpoint (0 before the first one is signed).
+    const size = Number(cps.at(-1)?.tree_size ?? 0);
     const { rows: pr } = await tx.query<{ below: number | null }>(
       "SELECT max((diff->>'below_leaf')::bigint) AS below FROM trellis.audit_events WHERE action = 'audit.prune'",
     );
@@ -118,18 +122,32 @@ export async function verifyLogFile(
     }
     if (page.length > 0) yield page;
   }
+  const checkpoints = (
+    (header.checkpoints ?? []) as Array<{ tree_size: number; note: string }>
+  ).map((c) => ({ size: Number(c.tree_size), note: c.note }));
   const report = await verifyLeaves(leaves(), {
     size,
-    checkpoints: ((header.checkpoints ?? []) as Array<{ tree_size: number; note: string }>).map(
-      (c) => ({
-        size: Number(c.tree_size),
-        note: c.note,
-      }),
-    ),
+    checkpoints,
     key,
     prunedBelow: claimedPrune,
     onProgress,
   });
+  // Every leaf must be under a signature: the header's tree_size is the file's own claim, and
+  // leaves past the newest checkpoint (or a file with its checkpoints removed) prove nothing.
+  const signed = checkpoints.reduce((m, c) => Math.max(m, c.size), 0); // all verified when ok
+  if (report.ok && size > signed)
+    return {
+      ...report,
+      ok: false,
+      problem: {
+        kind: "unsigned",
+        leaf_index: signed,
+        message:
+          signed === 0
+            ? `no signed checkpoint in the file covers its ${size} leaves: nothing proves them (an export ends at a signed checkpoint; were its checkpoints removed?)`
+            : `leaves ${signed}..${size - 1} are not covered by any signed checkpoint in the file (the newest is at ${signed}): nothing proves them (an export ends at a signed checkpoint; was the file's last one removed?)`,
+      },
+    };
   if (report.ok && claimedPrune > provenPrune)
     return {
       ...report,

@@ -29,7 +29,9 @@ export interface VerifyProblem {
     | "checkpoint_root"
     | "not_in_log"
     | "erasure_unlogged"
-    | "tree_size";
+    | "tree_size"
+    /** An export's leaves past its newest signed checkpoint: nothing vouches for them. */
+    | "unsigned";
   message: string;
   event_id?: string;
   leaf_index?: number;
