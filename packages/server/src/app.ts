@@ -14,7 +14,7 @@ import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { ttlCacheRoutes } from "./gateway/ttl-cache.routes";
 import { adminAuth } from "./http/admin-auth";
-import { installErrorHandling } from "./http/errors";
+import { frameworkErrorHandler, installErrorHandling } from "./http/errors";
 import { serializerCompiler } from "./http/serializer";
 import { type Clock, systemClock } from "./lib/clock";
 import { newId } from "./lib/ids";
@@ -167,6 +167,7 @@ export async function buildApp({
     bodyLimit: config.bodyLimit,
     genReqId: () => newId("request"),
     requestIdHeader: false, // never trust a caller's id: it lands in the audit log
+    frameworkErrors: frameworkErrorHandler(audit),
   }).withTypeProvider<ZodTypeProvider>();
   logError = (obj, msg) => app.log.error(obj, msg);
   app.setValidatorCompiler(validatorCompiler);

@@ -548,6 +548,42 @@ describe.each(DATASTORES)("gateway (form-intake) on %s", (kind) => {
       actor: "alice",
     },
     {
+      // PostgreSQL's jsonb cannot hold U+0000: the schema lets the string through, the
+      // database refuses it (22P05), and the caller gets their error, not `internal`.
+      name: "a NUL character in the payload",
+      req: async () => ({
+        method: "POST",
+        url: sub(appA),
+        token: tok.alice,
+        body: { payload: { title: "a\u0000b" } },
+      }),
+      status: 400,
+      code: "invalid_request",
+      actor: "alice",
+    },
+    {
+      name: "a NUL character in a query filter",
+      req: async () => ({ method: "GET", url: `${sub(appA)}?form_id=%00`, token: tok.alice }),
+      status: 400,
+      code: "invalid_request",
+      actor: "alice",
+    },
+    {
+      // Fastify's own errors before routing get the same body and are audited too.
+      name: "a path segment over the length limit",
+      req: async () => ({ method: "GET", url: `/api/v1/apps/${"a".repeat(3000)}/submissions` }),
+      status: 400,
+      code: "invalid_request",
+      actor: null,
+    },
+    {
+      name: "a malformed percent-encoding in the path",
+      req: async () => ({ method: "GET", url: `/api/v1/apps/%E0%A4%A/submissions` }),
+      status: 400,
+      code: "invalid_request",
+      actor: null,
+    },
+    {
       name: "unknown route",
       req: async () => ({ method: "GET", url: `/api/v1/apps/${appA}/secrets`, token: tok.alice }),
       status: 404,

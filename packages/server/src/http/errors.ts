@@ -21,7 +21,15 @@ function classify(err: unknown): { code: ErrorCode; issues?: ErrorIssue[]; allow
     };
   }
   const e = err as FastifyError;
-  if (sqlState(err) === "42501") return { code: "forbidden" }; // RLS or append-only refused it
+  const state = sqlState(err);
+  if (state === "42501") return { code: "forbidden" }; // RLS or append-only refused it
+  // PostgreSQL's text and jsonb cannot hold U+0000 (22021 in text, 22P05 in jsonb): a caller's
+  // value with one is the caller's error. Mapped here, not scanned for on every request.
+  if (state === "22021" || state === "22P05")
+    return {
+      code: "invalid_request",
+      issues: [{ path: "request", message: "text may not contain the NUL character (U+0000)" }],
+    };
   if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") return { code: "body_too_large" };
   if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return { code: "unsupported_media_type" };
   if (
@@ -57,6 +65,42 @@ export function sendError(
 /** The URL path without its query string, for the log: a query string may carry secrets. */
 const pathOf = (req: FastifyRequest) => `${req.method} ${req.url.split("?")[0]}`.slice(0, 200);
 
+/** A caller's text as the audit event can store it (PostgreSQL text holds no U+0000). */
+const storable = (s: string | null) => (s === null ? null : s.replaceAll("\u0000", "\ufffd"));
+
+/**
+ * Fastify's own errors before routing (a malformed percent-encoding, a path parameter over the
+ * length limit) answered like every other error: the same body, a request id, audited.
+ */
+export const frameworkErrorHandler =
+  (audit: Pick<AuditService, "record">) =>
+  async (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    reply.header("x-request-id", req.id);
+    try {
+      await audit.record(
+        { requestId: req.id, actorId: null, actorRole: "anonymous", appId: null, tokenId: null },
+        {
+          action: "route.unmatched",
+          resourceType: "route",
+          resourceId: storable(pathOf(req)),
+          outcome: "denied",
+          errorCode: "invalid_request",
+        },
+      );
+    } catch (e) {
+      req.log.error({ err: e }, "could not write the audit event for a failed request");
+    }
+    return sendError(reply, "invalid_request", req.id, [
+      {
+        path: "url",
+        message:
+          err.code === "FST_ERR_MAX_PARAM_LENGTH"
+            ? "a path segment is longer than allowed"
+            : "the URL is not validly encoded",
+      },
+    ]);
+  };
+
 /**
  * The one error handler and the not-found handler. Every error response is audited (unless the
  * handler already audited it in its transaction) and rendered as `{error: {code, message,
@@ -72,10 +116,12 @@ export function installErrorHandling(app: FastifyInstance, audit: Pick<AuditServ
       await audit.record(auditContext(ctx), {
         action: cfg.action ?? "route.unmatched",
         resourceType: cfg.resourceType ?? "route",
-        resourceId: cfg.action
-          ? ((req.params as Record<string, string> | undefined)?.[cfg.resourceParam ?? "id"] ??
-            null)
-          : pathOf(req),
+        resourceId: storable(
+          cfg.action
+            ? ((req.params as Record<string, string> | undefined)?.[cfg.resourceParam ?? "id"] ??
+                null)
+            : pathOf(req),
+        ),
         outcome: ERRORS[code].status >= 500 ? "error" : "denied",
         errorCode: code,
       });
