@@ -187,6 +187,21 @@ describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
       ];
       writeFileSync(file, `${forged.join("\n")}\n`);
       expect((await verifyLogFile(file, key)).problem?.kind).toBe("event_missing");
+      // Two leaves swapped, or one repeated: named as such.
+      const swapped = [lines[0], lines[1], lines[3], lines[2], ...lines.slice(4)];
+      writeFileSync(file, `${swapped.join("\n")}\n`);
+      expect((await verifyLogFile(file, key)).problem).toMatchObject({
+        kind: "leaf_missing",
+        leaf_index: 1,
+        message: expect.stringContaining("out of order"),
+      });
+      const repeated = [lines[0], lines[1], lines[2], lines[2], ...lines.slice(3)];
+      writeFileSync(file, `${repeated.join("\n")}\n`);
+      expect((await verifyLogFile(file, key)).problem).toMatchObject({
+        kind: "leaf_missing",
+        leaf_index: 2,
+        message: expect.stringContaining("leaf 1 again"),
+      });
       // The export ends at its newest signed checkpoint: every leaf is under a signature.
       expect(header.checkpoints.at(-1).tree_size).toBe(header.tree_size);
       // Leaves no signature covers prove nothing: the last leaf rewritten (its hash recomputed,

@@ -201,8 +201,19 @@ export async function verifyLeaves(
   pages: for await (const page of leaves) {
     for (const r of page) {
       if (i >= o.size) break pages;
-      if (Number(r.leaf_index) !== i)
-        return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
+      if (Number(r.leaf_index) !== i) {
+        const found = Number(r.leaf_index);
+        // What comes instead says more than "missing": a repeat or a leaf out of its place.
+        const instead =
+          found < i
+            ? `leaf ${found} again (a duplicate or leaves out of order)`
+            : `leaf ${found} (leaves removed or out of order)`;
+        return fail({
+          kind: "leaf_missing",
+          leaf_index: i,
+          message: `leaf ${i} is missing: found ${instead} where it should be`,
+        });
+      }
       const c = checkLeaf(r, i, o.prunedBelow);
       if ("problem" in c) return fail(c.problem);
       range.append(c.hash);
