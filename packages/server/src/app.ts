@@ -14,6 +14,7 @@ import { formIntakeRoutes } from "./gateway/form-intake.routes";
 import { gatewayAuth } from "./gateway/gateway-auth";
 import { ttlCacheRoutes } from "./gateway/ttl-cache.routes";
 import { adminAuth } from "./http/admin-auth";
+import { anonymousContext } from "./http/context";
 import { frameworkErrorHandler, installErrorHandling } from "./http/errors";
 import { serializerCompiler } from "./http/serializer";
 import { type Clock, systemClock } from "./lib/clock";
@@ -177,14 +178,7 @@ export async function buildApp({
 
   app.decorateRequest("trellis", null as never);
   app.addHook("onRequest", async (req, reply) => {
-    req.trellis = {
-      requestId: req.id,
-      actorId: null,
-      actorRole: "anonymous",
-      appId: null,
-      tokenId: null,
-      audited: false,
-    };
+    req.trellis = anonymousContext(req.id);
     reply.header("x-request-id", req.id);
   });
   // One line per request, registered only when the level would print it (no per-request cost otherwise).

@@ -39,6 +39,16 @@ declare module "fastify" {
   }
 }
 
+/** A request's context before anything is known of its caller. */
+export const anonymousContext = (requestId: string): RequestContext => ({
+  requestId,
+  actorId: null,
+  actorRole: "anonymous",
+  appId: null,
+  tokenId: null,
+  audited: false,
+});
+
 export const auditContext = (c: RequestContext): AuditContext => ({
   requestId: c.requestId,
   actorId: c.actorId,

@@ -3,8 +3,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { sqlState } from "../db/db";
 import { type ErrorIssue, TrellisError } from "../lib/errors";
-import type { AuditService } from "../modules/audit/audit.service";
-import { auditContext } from "./context";
+import type { AuditRecord, AuditService } from "../modules/audit/audit.service";
+import { anonymousContext, auditContext, type RequestContext } from "./context";
 
 /** Maps anything thrown to a code from the table; unknown errors become `internal`. */
 function classify(err: unknown): { code: ErrorCode; issues?: ErrorIssue[]; allowed?: string[] } {
@@ -68,6 +68,20 @@ const pathOf = (req: FastifyRequest) => `${req.method} ${req.url.split("?")[0]}`
 /** A caller's text as the audit event can store it (PostgreSQL text holds no U+0000). */
 const storable = (s: string | null) => (s === null ? null : s.replaceAll("\u0000", "\ufffd"));
 
+/** A failed request's audit event; failing to write it is logged, never answered instead. */
+async function recordFailure(
+  audit: Pick<AuditService, "record">,
+  req: FastifyRequest,
+  ctx: RequestContext,
+  rec: AuditRecord,
+) {
+  try {
+    await audit.record(auditContext(ctx), rec);
+  } catch (err) {
+    req.log.error({ err }, "could not write the audit event for a failed request");
+  }
+}
+
 /**
  * Fastify's own errors before routing (a malformed percent-encoding, a path parameter over the
  * length limit) answered like every other error: the same body, a request id, audited.
@@ -76,20 +90,13 @@ export const frameworkErrorHandler =
   (audit: Pick<AuditService, "record">) =>
   async (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     reply.header("x-request-id", req.id);
-    try {
-      await audit.record(
-        { requestId: req.id, actorId: null, actorRole: "anonymous", appId: null, tokenId: null },
-        {
-          action: "route.unmatched",
-          resourceType: "route",
-          resourceId: storable(pathOf(req)),
-          outcome: "denied",
-          errorCode: "invalid_request",
-        },
-      );
-    } catch (e) {
-      req.log.error({ err: e }, "could not write the audit event for a failed request");
-    }
+    await recordFailure(audit, req, anonymousContext(req.id), {
+      action: "route.unmatched",
+      resourceType: "route",
+      resourceId: storable(pathOf(req)),
+      outcome: "denied",
+      errorCode: "invalid_request",
+    });
     return sendError(reply, "invalid_request", req.id, [
       {
         path: "url",
@@ -112,22 +119,18 @@ export function installErrorHandling(app: FastifyInstance, audit: Pick<AuditServ
     if (!ctx || ctx.audited) return;
     ctx.audited = true;
     const cfg = req.routeOptions.config;
-    try {
-      await audit.record(auditContext(ctx), {
-        action: cfg.action ?? "route.unmatched",
-        resourceType: cfg.resourceType ?? "route",
-        resourceId: storable(
-          cfg.action
-            ? ((req.params as Record<string, string> | undefined)?.[cfg.resourceParam ?? "id"] ??
-                null)
-            : pathOf(req),
-        ),
-        outcome: ERRORS[code].status >= 500 ? "error" : "denied",
-        errorCode: code,
-      });
-    } catch (err) {
-      req.log.error({ err }, "could not write the audit event for a failed request");
-    }
+    await recordFailure(audit, req, ctx, {
+      action: cfg.action ?? "route.unmatched",
+      resourceType: cfg.resourceType ?? "route",
+      resourceId: storable(
+        cfg.action
+          ? ((req.params as Record<string, string> | undefined)?.[cfg.resourceParam ?? "id"] ??
+              null)
+          : pathOf(req),
+      ),
+      outcome: ERRORS[code].status >= 500 ? "error" : "denied",
+      errorCode: code,
+    });
   };
 
   app.setErrorHandler(async (err, req, reply) => {
