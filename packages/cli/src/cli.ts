@@ -225,9 +225,14 @@ async function auditVerify(
         ? await verifyLogFile(file, key, onProgress)
         : await verifyStoredLog(env, { verifierKey: key, onProgress });
     if (report.ok) {
+      const anchors = report.anchors ? `; ${report.anchors} anchor files match` : "";
       process.stdout.write(
-        `ok: ${report.events} events and ${report.checkpoints} signed checkpoints verify (tree size ${report.tree_size})\n`,
+        `ok: ${report.events} events and ${report.checkpoints} signed checkpoints verify (tree size ${report.tree_size}${anchors})\n`,
       );
+      if (!key)
+        process.stderr.write(
+          "note: checked with the verifier key stored in the datastore itself; pass --key with the key you published (GET /audit/key) so a replaced key cannot pass\n",
+        );
       return 0;
     }
     process.stdout.write(

@@ -35,6 +35,11 @@ export interface VerifiedCheckpoint {
   rootHash: Uint8Array;
   extensions: string[];
 }
+/**
+ * Verifies a C2SP signed note's signature by this key; returns the note's text (through its last
+ * newline). Throws an Error saying what is wrong.
+ */
+export function verifyNote(noteText: string, verifierKey: string): string;
 /** Verifies a signed checkpoint against a verifier key; throws an Error saying what is wrong. */
 export function verifyCheckpoint(noteText: string, verifierKey: string): VerifiedCheckpoint;
 /** A witness (cosigner) verifier key `<name>+<key id>+<base64(0x04 || Ed25519 key)>`, checked. */

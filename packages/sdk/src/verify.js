@@ -185,14 +185,13 @@ const ed25519PublicKey = (raw) =>
   });
 
 /**
- * Verifies a C2SP tlog checkpoint (a signed note) against a verifier key: the note is
- * well-formed, one of its signatures is by this key (name and key id) and verifies over the
- * note's text, and its body is `<origin>\n<tree size>\n<base64 root hash>\n` (then optional
- * extension lines). The origin must equal the key's name, as Trellis signs it.
- * Returns `{ origin, treeSize, rootHash, extensions }`; throws an Error saying what is wrong.
+ * Verifies a C2SP signed note against a verifier key: the note is well-formed and one of its
+ * signatures is by this key (name and key id) and verifies over the note's text. Returns the
+ * text (through its last "\n", before the blank line); throws an Error saying what is wrong.
+ * What the text must say is the caller's to check (verifyCheckpoint does it for checkpoints).
  */
-export function verifyCheckpoint(noteText, verifierKey) {
-  if (typeof noteText !== "string") throw new TypeError("the checkpoint must be a string");
+export function verifyNote(noteText, verifierKey) {
+  if (typeof noteText !== "string") throw new TypeError("the note must be a string");
   const key = parseVerifierKey(verifierKey);
   const { text, sigLines } = splitNote(noteText);
   if (sigLines.length === 0 || sigLines.some((l) => !l.startsWith(`${EM_DASH} `)))
@@ -209,6 +208,19 @@ export function verifyCheckpoint(noteText, verifierKey) {
     if (cryptoVerify(null, Buffer.from(text, "utf8"), pub, sig.slice(4))) verified = true;
   }
   if (!verified) throw new Error("no signature by this key verifies");
+  return text;
+}
+
+/**
+ * Verifies a C2SP tlog checkpoint (a signed note) against a verifier key: the note verifies
+ * (verifyNote) and its body is `<origin>\n<tree size>\n<base64 root hash>\n` (then optional
+ * extension lines). The origin must equal the key's name, as Trellis signs it.
+ * Returns `{ origin, treeSize, rootHash, extensions }`; throws an Error saying what is wrong.
+ */
+export function verifyCheckpoint(noteText, verifierKey) {
+  if (typeof noteText !== "string") throw new TypeError("the checkpoint must be a string");
+  const key = parseVerifierKey(verifierKey);
+  const text = verifyNote(noteText, verifierKey);
   const lines = text.slice(0, -1).split("\n");
   const [origin, sizeText, rootB64, ...extensions] = lines;
   if (origin !== key.name) throw new Error("the checkpoint's origin is not the key's name");

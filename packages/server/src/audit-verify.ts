@@ -1,10 +1,11 @@
 import { parseConfig } from "./config/config";
 import { openStore } from "./main";
-import { type VerifyReport, verifyLog } from "./modules/transparency/verify-log";
+import { readAnchors, type VerifyReport, verifyLog } from "./modules/transparency/verify-log";
 
 /**
  * `trellis audit verify` against the datastore the configuration names (the embedded folder
- * only while no server holds it: its lock refuses a second process). Read-only.
+ * only while no server holds it: its lock refuses a second process), and against the anchor
+ * folder it names (`TRELLIS_AUDIT_ANCHOR_DIR`). Read-only.
  */
 export async function verifyStoredLog(
   env: Record<string, string | undefined>,
@@ -13,7 +14,7 @@ export async function verifyStoredLog(
   const config = parseConfig(env);
   const { db, release } = await openStore(config);
   try {
-    return await verifyLog(db, opts);
+    return await verifyLog(db, { ...opts, anchors: readAnchors(config.auditAnchorDir) });
   } finally {
     await db.close();
     await release();

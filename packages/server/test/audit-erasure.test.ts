@@ -320,6 +320,37 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
       event_id: eveUpdate,
     });
   });
+
+  it("an erasure forged with database access alone (a copied statement) is named by verify", async () => {
+    // The owner copies dana's real erasure event, statement and all, lets the sequencer log it,
+    // and points eve's hand-erased row at it: the statement signs dana's rows, not eve's.
+    const { rows: real } = await t.db.query<{ diff: Record<string, unknown> }>(
+      "SELECT diff FROM trellis.audit_events WHERE action = 'audit.erase' AND outcome = 'allowed' ORDER BY seq LIMIT 1",
+    );
+    expect(typeof real[0]?.diff.statement).toBe("string");
+    const forged = "event_forged_erasure_0001";
+    await t.db.query(
+      `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
+         resource_type, resource_id, policy_ids, outcome, request_id, diff)
+       VALUES ($1, now(), 'admin:env', 'admin', 'audit.erase', 'audit_subject', 'x', '{}',
+               'allowed', 'forged', $2::jsonb)`,
+      [forged, JSON.stringify(real[0]?.diff)],
+    );
+    await t.app.transparency.flush();
+    await t.db.transaction(async (tx) => {
+      await tx.query("ALTER TABLE trellis.audit_events DISABLE TRIGGER USER");
+      await tx.query(
+        `UPDATE trellis.audit_events SET erased_by = (SELECT seq FROM trellis.audit_events WHERE event_id = $2)
+          WHERE event_id = $1`,
+        [eveUpdate, forged],
+      );
+      await tx.query("ALTER TABLE trellis.audit_events ENABLE TRIGGER USER");
+    });
+    const r = await verifyLog(t.db);
+    expect(r.ok).toBe(false);
+    expect(r.problem).toMatchObject({ kind: "erasure_forged", event_id: forged });
+    expect(r.problem?.message).toMatch(/not the server's own erasure/);
+  });
 });
 
 describe.each(DATASTORES)("audit verify without a subject's key on %s", (kind) => {
@@ -341,7 +372,9 @@ describe.each(DATASTORES)("audit verify without a subject's key on %s", (kind) =
       const r = await verifyLog(t.db);
       expect(r.ok).toBe(false);
       expect(r.problem).toMatchObject({ kind: "event_changed", leaf_index: 0 });
-      expect(r.problem?.message).toMatch(/audit key is gone/);
+      expect(r.problem?.message).toMatch(
+        /with no audit key: its actor was changed, or their key deleted/,
+      );
       // An erasure then refuses to build on it, and changes nothing.
       const res = await t.call({
         method: "POST",

@@ -1,7 +1,61 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { verifyCheckpoint } from "@trellis/sdk/verify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sqlState } from "../src/db/db";
-import { verifyLog } from "../src/modules/transparency/verify-log";
-import { DATASTORES, startTestApp, type TestApp } from "./harness";
+import { verifyLogFile } from "../src/modules/transparency/log-export";
+import { noteSignerFromKey } from "../src/modules/transparency/note";
+import { checkPrune, verifyLog } from "../src/modules/transparency/verify-log";
+import { ADMIN_TOKEN, DATASTORES, startTestApp, type TestApp } from "./harness";
+
+/** A signer with a fresh key, as the server's (tests of the statement rules need no database). */
+function signer(origin = "trellis-audit/test") {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const raw = Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url");
+  return noteSignerFromKey(origin, privateKey, new Uint8Array(raw));
+}
+
+describe("a prune's signed statement", () => {
+  const log = signer();
+  const statement = (below: number, s = log) =>
+    s.signStatement("audit.prune", {
+      below_leaf: below,
+      cutoff: "2026-01-01T00:00:00.000Z",
+      retention_days: 30,
+    });
+  const prune = (below: number, st: unknown) => ({
+    event_id: "evt_p",
+    diff: { below_leaf: below, statement: st },
+  });
+  it("counts only when the log's key signed this very mark, below the prune itself", () => {
+    expect(checkPrune(prune(5, statement(5)), 9, log.verifierKey)).toEqual({ below: 5 });
+    expect(checkPrune(prune(9, statement(9)), 9, log.verifierKey)).toEqual({ below: 9 });
+    const why = (ev: { event_id: string; diff: unknown }, at = 9) => {
+      const r = checkPrune(ev, at, log.verifierKey);
+      if (!("problem" in r)) throw new Error("accepted");
+      expect(r.problem).toMatchObject({ kind: "prune_forged", event_id: "evt_p", leaf_index: at });
+      return r.problem.message;
+    };
+    expect(why(prune(5, undefined))).toMatch(/no signed statement/);
+    expect(why(prune(5, statement(5, signer())))).toMatch(/no signature by this key/);
+    // The same name with another key, a checkpoint, an erasure's statement: none is a prune.
+    expect(why(prune(5, statement(5, signer(log.origin))))).toMatch(/no signature by this key/);
+    expect(why(prune(5, log.signCheckpoint(5, new Uint8Array(32))))).toMatch(/not an audit.prune/);
+    expect(why(prune(5, log.signStatement("audit.erase", { erased: 0, events: "x" })))).toMatch(
+      /not an audit.prune/,
+    );
+    expect(why(prune(8, statement(5)))).toMatch(/says below_leaf 8, its statement 5/);
+    expect(why(prune(12, statement(12)))).toMatch(/reaches past itself/);
+    // …and no statement reads as a checkpoint.
+    expect(() => verifyCheckpoint(statement(5), log.verifierKey)).toThrow(/not a decimal/);
+    // One byte of the signed text changed.
+    expect(why(prune(6, (statement(5) as string).replace("below_leaf 5", "below_leaf 6")))).toMatch(
+      /no signature by this key/,
+    );
+  });
+});
 
 describe.each(DATASTORES)("audit retention on %s", (kind) => {
   let t: TestApp;
@@ -64,5 +118,61 @@ describe.each(DATASTORES)("audit retention on %s", (kind) => {
     const report = await verifyLog(t.db);
     expect(report.ok).toBe(false);
     expect(report.problem?.kind).toBe("event_missing");
+  });
+
+  it("a prune event forged with database access alone does not make deleted events 'pruned'", async () => {
+    // The owner writes its own audit.prune over the rows it deleted above, with the real prune's
+    // statement copied in (it signs another mark), and lets the sequencer log it.
+    const { rows: real } = await t.db.query<{ diff: Record<string, unknown> }>(
+      "SELECT diff FROM trellis.audit_events WHERE action = 'audit.prune' ORDER BY seq LIMIT 1",
+    );
+    expect(typeof real[0]?.diff.statement).toBe("string");
+    const { rows: size } = await t.db.query<{ n: number }>(
+      "SELECT tree_size::int AS n FROM trellis.audit_log_state",
+    );
+    const forge = async (eventId: string, diff: Record<string, unknown>) => {
+      await t.db.query(
+        `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
+           resource_type, policy_ids, outcome, request_id, diff)
+         VALUES ($1, now(), 'system:retention', 'admin', 'audit.prune', 'audit_log', '{}',
+                 'allowed', 'retention', $2::jsonb)`,
+        [eventId, JSON.stringify(diff)],
+      );
+      await t.app.transparency.flush();
+      return verifyLog(t.db);
+    };
+    const copied = await forge("event_forged_prune_0001", {
+      ...real[0]?.diff,
+      below_leaf: size[0]?.n,
+    });
+    expect(copied.ok).toBe(false);
+    expect(copied.problem).toMatchObject({
+      kind: "prune_forged",
+      event_id: "event_forged_prune_0001",
+    });
+    expect(copied.problem?.message).toMatch(/its statement/);
+    // An export holds the forged prune too (the sequencer logged and signed it): an auditor
+    // with only the file and the key names it the same way.
+    await t.app.transparency.stop();
+    const res = await t.app.inject({
+      method: "GET",
+      url: "/admin/v1/audit/log-export",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(res.statusCode).toBe(200);
+    const dir = mkdtempSync(join(tmpdir(), "trellis-prune-"));
+    try {
+      writeFileSync(join(dir, "log.ndjson"), res.body);
+      const fromFile = await verifyLogFile(
+        join(dir, "log.ndjson"),
+        t.app.transparency.signer.verifierKey,
+      );
+      expect(fromFile.problem).toMatchObject({
+        kind: "prune_forged",
+        event_id: "event_forged_prune_0001",
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

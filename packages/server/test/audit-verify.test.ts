@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +6,8 @@ import { canonicalJson, leafHash } from "@trellis/sdk/verify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Queryable } from "../src/db/db";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
-import { verifyLog } from "../src/modules/transparency/verify-log";
+import { noteSignerFromKey } from "../src/modules/transparency/note";
+import { readAnchors, verifyLog } from "../src/modules/transparency/verify-log";
 import {
   ADMIN_TOKEN,
   createApp,
@@ -110,6 +111,89 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
       q.query("UPDATE trellis.audit_leaves SET hash = $1 WHERE leaf_index = 4", [randomBytes(32)]),
     );
     expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "event_changed", leaf_index: 4 });
+  });
+
+  it("a changed node of the stored tree, low or high: what proofs and roots are served from", async () => {
+    const { rows } = await t.db.query<{ level: number; idx: number }>(
+      "SELECT level, idx::int AS idx FROM trellis.audit_tree ORDER BY level DESC, idx LIMIT 1",
+    );
+    const top = rows[0] as { level: number; idx: number };
+    expect(top.level).toBeGreaterThanOrEqual(2);
+    for (const [level, idx] of [
+      [1, 1],
+      [top.level, top.idx],
+    ] as const) {
+      const { rows: was } = await t.db.query<{ hash: Uint8Array }>(
+        "SELECT hash FROM trellis.audit_tree WHERE level = $1 AND idx = $2",
+        [level, idx],
+      );
+      const set = (h: Uint8Array) =>
+        tamper("audit_tree", (q) =>
+          q.query("UPDATE trellis.audit_tree SET hash = $3 WHERE level = $1 AND idx = $2", [
+            level,
+            idx,
+            h,
+          ]),
+        );
+      await set(randomBytes(32));
+      const r = await verifyLog(t.db);
+      expect(r.ok).toBe(false);
+      expect(r.problem).toMatchObject({ kind: "node_changed" });
+      expect(r.problem?.message).toContain(`node ${level}/${idx} `);
+      await set(was[0]?.hash as Uint8Array);
+      expect((await verifyLog(t.db)).ok).toBe(true);
+    }
+    // A node deleted is named as missing.
+    await tamper("audit_tree", (q) =>
+      q.query("DELETE FROM trellis.audit_tree WHERE level = 1 AND idx = 2"),
+    );
+    expect((await verifyLog(t.db)).problem?.message).toMatch(/node 1\/2 .*is missing/);
+  });
+
+  it("a changed root column of a checkpoint (the server checks new checkpoints against it)", async () => {
+    await tamper("audit_checkpoints", (q) =>
+      q.query(
+        "UPDATE trellis.audit_checkpoints SET root = $1 WHERE tree_size = (SELECT min(tree_size) FROM trellis.audit_checkpoints)",
+        [randomBytes(32)],
+      ),
+    );
+    const r = await verifyLog(t.db);
+    expect(r.problem).toMatchObject({ kind: "checkpoint_root" });
+    expect(r.problem?.message).toMatch(/stored root differs/);
+  });
+
+  it("a replaced key with re-signed checkpoints: only the anchors (outside the database) tell", async () => {
+    const anchors = readAnchors(t.config.auditAnchorDir);
+    expect(anchors.length).toBeGreaterThan(0);
+    expect(await verifyLog(t.db, { anchors })).toMatchObject({ ok: true, anchors: anchors.length });
+    // The owner swaps in a key of its own and re-signs every checkpoint with it.
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const raw = new Uint8Array(
+      Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url"),
+    );
+    const own = noteSignerFromKey(t.app.transparency.signer.origin, privateKey, raw);
+    await tamper("audit_log_keys", (q) =>
+      q.query("UPDATE trellis.audit_log_keys SET public_key = $1", [Buffer.from(raw)]),
+    );
+    await tamper("audit_checkpoints", async (q) => {
+      const { rows } = await q.query<{ tree_size: number; root: Uint8Array }>(
+        "SELECT tree_size, root FROM trellis.audit_checkpoints",
+      );
+      for (const r of rows)
+        await q.query("UPDATE trellis.audit_checkpoints SET note = $2 WHERE tree_size = $1", [
+          r.tree_size,
+          own.signCheckpoint(Number(r.tree_size), new Uint8Array(r.root)),
+        ]);
+    });
+    expect((await verifyLog(t.db)).ok).toBe(true); // the database agrees with itself
+    const withKey = await verifyLog(t.db, { verifierKey: t.app.transparency.signer.verifierKey });
+    expect(withKey.problem).toMatchObject({ kind: "checkpoint_signature" });
+    const r = await verifyLog(t.db, { anchors });
+    expect(r.problem).toMatchObject({ kind: "anchor_mismatch" });
+    expect(r.problem?.message).toMatch(/re-signed with another key/);
+    // An anchor beyond the tree: the database was put back behind what was published.
+    const beyond = [{ size: 10_000, note: "x", file: "checkpoint-0000000000010000" }];
+    expect((await verifyLog(t.db, { anchors: beyond })).problem?.message).toMatch(/older backup/);
   });
 
   it("a forked checkpoint (another root signed for a size)", async () => {

@@ -4,7 +4,13 @@ import type { Readable } from "node:stream";
 import type { Db } from "../../db/db";
 import { lineStream } from "../../lib/line-stream";
 import { canonicalEvent, EVENT_COLUMNS, type EventRow, publicForm, SUBJECT_KEY_JOIN } from "./log";
-import { type LeafRecord, type VerifyReport, verifyLeaves } from "./verify-log";
+import {
+  checkPrune,
+  type LeafRecord,
+  type VerifyProblem,
+  type VerifyReport,
+  verifyLeaves,
+} from "./verify-log";
 
 /**
  * The whole log as a file an auditor can verify offline (`trellis audit verify --file F --key K`):
@@ -91,6 +97,7 @@ export async function verifyLogFile(
   const size = Number(header.tree_size);
   const claimedPrune = Number(header.pruned_below ?? 0);
   let provenPrune = 0; // the largest prune mark the file's own (verified) events carry
+  let forgedPrune: VerifyProblem | undefined; // the first prune the key did not sign
   async function* leaves(): AsyncGenerator<LeafRecord[]> {
     let page: LeafRecord[] = [];
     for (;;) {
@@ -103,9 +110,10 @@ export async function verifyLogFile(
         event: Record<string, unknown> | null;
       };
       const e = l.event;
-      if (e && e.action === "audit.prune") {
-        const below = Number((e.diff as { below_leaf?: unknown } | null)?.below_leaf ?? 0);
-        provenPrune = Math.max(provenPrune, below);
+      if (e && e.action === "audit.prune" && e.outcome === "allowed" && l.leaf_index < size) {
+        const c = checkPrune(e, l.leaf_index, key);
+        if ("problem" in c) forgedPrune ??= c.problem;
+        else provenPrune = Math.max(provenPrune, c.below);
       }
       page.push({
         leaf_index: l.leaf_index,
@@ -132,6 +140,13 @@ export async function verifyLogFile(
     prunedBelow: claimedPrune,
     onProgress,
   });
+  // A prune the key did not sign, unless the walk found a problem at or before it (its own
+  // line changed, say: that is the better name for it).
+  if (
+    forgedPrune &&
+    (report.ok || (report.problem?.leaf_index ?? 0) > (forgedPrune.leaf_index ?? 0))
+  )
+    return { ...report, ok: false, problem: forgedPrune };
   // Every leaf must be under a signature: the header's tree_size is the file's own claim, and
   // leaves past the newest checkpoint (or a file with its checkpoints removed) prove nothing.
   const signed = checkpoints.at(-1)?.size ?? 0; // when ok, all verified, in order of size

@@ -217,7 +217,7 @@ export function hashedEvent(
   } else if (typeof stored.actor_id === "string") {
     if (!subject_key)
       throw new SubjectKeyMissing(
-        `event ${stored.event_id} names an actor whose audit key is gone, without an erasure`,
+        `event ${stored.event_id} names an actor (${JSON.stringify(stored.actor_id.slice(0, 60))}) with no audit key: its actor was changed, or their key deleted without an erasure`,
       );
     const salt = saltBinary(subject_key, stored.event_id, stored.actor_id);
     const p = diff && typeof diff === "object" ? (diff.personal ?? null) : null;

@@ -6,6 +6,7 @@ import {
   type KeyObject,
   sign,
 } from "node:crypto";
+import { parseVerifierKey, verifyNote } from "@trellis/sdk/verify";
 import type { Db } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { newId } from "../../lib/ids";
@@ -23,6 +24,62 @@ export interface NoteSigner {
   verifierKey: string;
   publicKey: Uint8Array;
   signCheckpoint(treeSize: number, root: Uint8Array): string;
+  /** A signed statement of the log about itself (see {@link statementBody}). */
+  signStatement(kind: StatementKind, fields: Record<string, string | number>): string;
+}
+
+/**
+ * What the log signs besides checkpoints: the operations that take data out of the log
+ * (retention's prune, a GDPR erasure). Their events carry the signed note in `diff.statement`,
+ * so `audit verify` can tell the server's own prune or erasure from one forged by whoever holds
+ * only the database: the key is sealed under the master key, which the database never sees.
+ */
+export type StatementKind = "audit.prune" | "audit.erase";
+
+/**
+ * A statement's note text: `<origin>\ntrellis/<kind>\n<name> <value>\n…`. Its second line is
+ * never a decimal number, so no statement reads as a checkpoint and no checkpoint as a statement.
+ */
+export function statementBody(
+  origin: string,
+  kind: StatementKind,
+  fields: Record<string, string | number>,
+): string {
+  const lines = Object.entries(fields).map(([k, v]) => {
+    const text = String(v);
+    if (!/^[a-z_]+$/.test(k) || /[\s]/.test(text)) throw new Error(`bad statement field ${k}`);
+    return `${k} ${text}\n`;
+  });
+  return `${origin}\ntrellis/${kind}\n${lines.join("")}`;
+}
+
+/** What an erasure's statement signs for the rows it erased: SHA-256 of their event ids, in seq order. */
+export function erasureDigest(eventIds: readonly string[]): string {
+  return createHash("sha256").update(eventIds.join("\n")).digest("hex");
+}
+
+/**
+ * A statement verified with the log's verifier key: its fields, or an Error saying what is wrong
+ * (not signed by this key, another log's, another kind).
+ */
+export function verifyStatement(
+  note: unknown,
+  verifierKey: string,
+  kind: StatementKind,
+): Record<string, string> {
+  if (typeof note !== "string") throw new Error("it carries no signed statement");
+  const text = verifyNote(note, verifierKey);
+  const [origin, what, ...lines] = text.slice(0, -1).split("\n");
+  if (origin !== parseVerifierKey(verifierKey).name)
+    throw new Error("the statement is another log's");
+  if (what !== `trellis/${kind}`) throw new Error(`the statement is not an ${kind}`);
+  const fields: Record<string, string> = {};
+  for (const l of lines) {
+    const sp = l.indexOf(" ");
+    if (sp <= 0) throw new Error("a statement line is malformed");
+    fields[l.slice(0, sp)] = l.slice(sp + 1);
+  }
+  return fields;
 }
 
 /** A signed-note key id: SHA-256(name || "\n" || key type || public key)[:4]. */
@@ -80,15 +137,16 @@ export function noteSignerFromKey(
   publicKey: Uint8Array,
 ): NoteSigner {
   const id = noteKeyId(origin, ED25519, publicKey);
+  const signNote = (body: string) => {
+    const sig = sign(null, Buffer.from(body, "utf8"), privateKey);
+    return `${body}\n\u2014 ${origin} ${Buffer.concat([id, sig]).toString("base64")}\n`;
+  };
   return {
     origin,
     publicKey,
     verifierKey: verifierKeyFor(origin, publicKey),
-    signCheckpoint(treeSize, root) {
-      const body = checkpointBody(origin, treeSize, root);
-      const sig = sign(null, Buffer.from(body, "utf8"), privateKey);
-      return `${body}\n\u2014 ${origin} ${Buffer.concat([id, sig]).toString("base64")}\n`;
-    },
+    signCheckpoint: (treeSize, root) => signNote(checkpointBody(origin, treeSize, root)),
+    signStatement: (kind, fields) => signNote(statementBody(origin, kind, fields)),
   };
 }
 

@@ -29,7 +29,7 @@ import {
   rootOf,
 } from "./log";
 import type { Hash } from "./merkle";
-import type { NoteSigner } from "./note";
+import { erasureDigest, type NoteSigner } from "./note";
 
 // Any constant; only one server integrates at a time (per tick, transaction-scoped).
 const SEQUENCER_LOCK = 7_311_2026;
@@ -474,7 +474,17 @@ export function transparencyService(deps: {
         {
           action: "audit.prune",
           resourceType: "audit_log",
-          diff: { below_leaf: below, cutoff: cutoff.toISOString(), retention_days: days },
+          diff: {
+            below_leaf: below,
+            cutoff: cutoff.toISOString(),
+            retention_days: days,
+            // What tells this prune from one forged with database access alone.
+            statement: signer.signStatement("audit.prune", {
+              below_leaf: below,
+              cutoff: cutoff.toISOString(),
+              retention_days: days,
+            }),
+          },
         },
         tx,
       );
@@ -531,7 +541,9 @@ export function transparencyService(deps: {
             AND NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)`,
         [subject],
       );
-      const erasable = rows.filter((r) => Number(r.leaf_index) >= Number(r.personal_from));
+      const erasable = rows
+        .filter((r) => Number(r.leaf_index) >= Number(r.personal_from))
+        .sort((a, b) => Number(a.seq) - Number(b.seq));
       const commitments = erasable.map((r) => {
         if (!r.subject_key) throw new TrellisError("audit_log_inconsistent");
         const personal = r.diff && typeof r.diff === "object" ? (r.diff.personal ?? null) : null;
@@ -557,7 +569,15 @@ export function transparencyService(deps: {
           action: "audit.erase",
           resourceType: "audit_subject",
           resourceId: subjectTag,
-          diff: result,
+          diff: {
+            ...result,
+            // Signs which rows this erasure empties: `audit verify` refuses an erasure (or an
+            // erased row) that the log's key did not sign.
+            statement: signer.signStatement("audit.erase", {
+              erased: erasable.length,
+              events: erasureDigest(erasable.map((r) => r.event_id)),
+            }),
+          },
         },
         tx,
       );

@@ -1,3 +1,6 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { verifyCheckpoint } from "@trellis/sdk/verify";
 import type { Queryable } from "../../db/db";
 import {
@@ -10,7 +13,7 @@ import {
   SubjectKeyMissing,
 } from "./log";
 import { nodeHashB64 } from "./merkle";
-import { verifierKeyFor } from "./note";
+import { erasureDigest, verifierKeyFor, verifyStatement } from "./note";
 
 /**
  * `trellis audit verify`: everything the log claims, recomputed from the events themselves.
@@ -29,7 +32,14 @@ export interface VerifyProblem {
     | "checkpoint_root"
     | "not_in_log"
     | "erasure_unlogged"
+    /** An `audit.prune` or `audit.erase` event the log's key did not sign (or signed otherwise). */
+    | "prune_forged"
+    | "erasure_forged"
     | "tree_size"
+    /** The anchor folder (outside the database) holds a checkpoint the database lacks or has otherwise. */
+    | "anchor_mismatch"
+    /** A stored interior node of the tree (what roots and proofs are built from) is not its leaves'. */
+    | "node_changed"
     /** An export's leaves past its newest signed checkpoint: nothing vouches for them. */
     | "unsigned";
   message: string;
@@ -44,6 +54,8 @@ export interface VerifyReport {
   checkpoints: number;
   /** Leaves whose events were pruned by retention (their hashes stand for them). */
   pruned: number;
+  /** Anchor files compared with the database's checkpoints (database verify only). */
+  anchors?: number;
   problem?: VerifyProblem;
 }
 
@@ -53,15 +65,20 @@ const PAGE = 10_000;
 class CompactRange {
   private readonly stack: Array<{ size: number; hash: string }> = [];
   size = 0;
+  /** Told every interior node as it completes: level ≥ 1, index at that level, base64 hash. */
+  onNode?: (level: number, idx: number, hash: string) => void;
   /** Appends a leaf hash (base64). */
   append(h: string) {
     let size = 1;
+    let level = 0;
     let hash = h;
     let top = this.stack.at(-1);
     while (top && top.size === size) {
       this.stack.pop();
       hash = nodeHashB64(top.hash, hash);
       size *= 2;
+      level += 1;
+      this.onNode?.(level, Math.floor(this.size / size), hash);
       top = this.stack.at(-1);
     }
     this.stack.push({ size, hash });
@@ -92,6 +109,35 @@ export interface LeafRecord {
   event_seq?: number;
   /** The event is there but its hashed form cannot be rebuilt (e.g. its subject key is gone). */
   unbuildable?: string;
+}
+
+/**
+ * A page of leaves in index order. From the database it also carries what the stored tree holds
+ * for the interior nodes that complete within the page (see {@link nodesCompletedIn}), so the
+ * verifier checks the nodes the server builds roots and proofs from, not only the leaves.
+ */
+export type LeafPage = LeafRecord[] & { stored?: StoredNodes };
+
+export interface StoredNodes {
+  /** base64 SHA-256 of the stored hashes in (level, idx) order, and how many there are. */
+  digest: string;
+  count: number;
+  /** Reads them one by one, to name the first that differs. */
+  read(): Promise<Map<string, string>>;
+}
+
+/**
+ * The interior nodes (level ≥ 1) that complete when leaves [from, to) are appended, as index
+ * ranges per level: node (L, i) completes with leaf (i + 1)·2^L − 1.
+ */
+export function nodesCompletedIn(from: number, to: number): Array<[number, number, number]> {
+  const out: Array<[number, number, number]> = [];
+  for (let level = 1, w = 2; w <= to; level++, w *= 2) {
+    const lo = Math.ceil((from + 1) / w) - 1;
+    const hi = Math.floor(to / w) - 1;
+    if (hi >= lo) out.push([level, lo, hi]);
+  }
+  return out;
 }
 
 /**
@@ -137,16 +183,84 @@ export function checkLeaf(
 }
 
 /**
+ * One `audit.prune` event at leaf `leafIndex`: its statement must be signed by the log's key and
+ * say what the event says, and a prune reaches only below itself. Returns the leaf below which
+ * its rows may be missing, or the problem. (Only the server holds the key: a prune mark written
+ * with database access alone, to delete recent events "legally", fails here.)
+ */
+export function checkPrune(
+  event: { event_id?: unknown; diff?: unknown },
+  leafIndex: number,
+  key: string,
+): { below: number } | { problem: VerifyProblem } {
+  const diff = (event.diff ?? {}) as { below_leaf?: unknown; statement?: unknown };
+  const forged = (why: string): { problem: VerifyProblem } => ({
+    problem: {
+      kind: "prune_forged",
+      leaf_index: leafIndex,
+      event_id: String(event.event_id),
+      message: `the audit.prune event ${event.event_id} (leaf ${leafIndex}) is not the server's own: ${why}. The events it says were pruned (below leaf ${diff.below_leaf}) were deleted behind the log's back`,
+    },
+  });
+  let fields: Record<string, string>;
+  try {
+    fields = verifyStatement(diff.statement, key, "audit.prune");
+  } catch (err) {
+    return forged((err as Error).message);
+  }
+  const below = Number(fields.below_leaf);
+  if (!Number.isSafeInteger(below) || below < 0 || below !== diff.below_leaf)
+    return forged(`it says below_leaf ${diff.below_leaf}, its statement ${fields.below_leaf}`);
+  if (below > leafIndex) return forged(`it reaches past itself (below leaf ${below})`);
+  return { below };
+}
+
+/**
+ * The stored interior nodes completed in leaves [from, to) against the ones the walk computed:
+ * one digest compare per page, and on a difference the first node that differs, named.
+ */
+async function checkStoredNodes(
+  stored: StoredNodes,
+  made: Array<Array<[number, string]>>,
+  from: number,
+  to: number,
+): Promise<VerifyProblem | undefined> {
+  const h = createHash("sha256");
+  let count = 0;
+  for (const level of made)
+    for (const [, hash] of level ?? []) {
+      h.update(Buffer.from(hash, "base64"));
+      count += 1;
+    }
+  if (count === stored.count && h.digest("base64") === stored.digest) return undefined;
+  const have = await stored.read();
+  for (const [level, nodes] of made.entries())
+    for (const [idx, hash] of nodes ?? []) {
+      const got = have.get(`${level}/${idx}`);
+      if (got !== hash)
+        return {
+          kind: "node_changed",
+          message: `the stored tree node ${level}/${idx} (leaves ${idx * 2 ** level}..${(idx + 1) * 2 ** level - 1}) ${got === undefined ? "is missing" : "differs from the hash of its leaves"}: the server would serve roots and proofs that do not verify`,
+        };
+    }
+  return {
+    kind: "node_changed",
+    message: `the stored tree holds nodes for leaves ${from}..${to - 1} that no leaves make (rows were added)`,
+  };
+}
+
+/**
  * The verification itself, over any source of leaves in index order, a page at a time (the
  * database, or an export file): each event rehashed against its leaf, the tree rebuilt, every
  * checkpoint's signature and root checked at its size. Missing events are accepted only below
  * `prunedBelow`.
  */
 export async function verifyLeaves(
-  leaves: AsyncIterable<LeafRecord[]>,
+  leaves: AsyncIterable<LeafPage>,
   o: {
     size: number;
-    checkpoints: Array<{ size: number; note: string }>;
+    /** `root` (base64): the stored root column, when the source has one. */
+    checkpoints: Array<{ size: number; note: string; root?: string }>;
     key: string;
     prunedBelow: number;
     onProgress?: (done: number, total: number) => void;
@@ -174,7 +288,7 @@ export async function verifyLeaves(
       next < o.checkpoints.length &&
       (o.checkpoints[next] as { size: number }).size === range.size
     ) {
-      const cp = o.checkpoints[next] as { size: number; note: string };
+      const cp = o.checkpoints[next] as { size: number; note: string; root?: string };
       let signedRoot: Uint8Array;
       try {
         const v = verifyCheckpoint(cp.note, o.key);
@@ -191,6 +305,12 @@ export async function verifyLeaves(
           kind: "checkpoint_root",
           message: `checkpoint ${cp.size} signs another root than the events give (a changed leaf before it, or a forked checkpoint)`,
         };
+      // The stored root column is what the server checks new checkpoints against.
+      if (cp.root !== undefined && cp.root !== range.root())
+        return {
+          kind: "checkpoint_root",
+          message: `checkpoint ${cp.size}'s stored root differs from the root it signs (the row was changed; the server will refuse to sign on it)`,
+        };
       report.checkpoints += 1;
       next += 1;
     }
@@ -198,7 +318,19 @@ export async function verifyLeaves(
   };
   // Pages, not single leaves, cross the async boundary: a promise per leaf was a tenth of the
   // verifier's time.
+  // Nodes completed in the current page, per level, in index order.
+  let made: Array<Array<[number, string]>> = [];
+  range.onNode = (level, idx, hash) => {
+    let l = made[level];
+    if (!l) {
+      l = [];
+      made[level] = l;
+    }
+    l.push([idx, hash]);
+  };
   pages: for await (const page of leaves) {
+    made = [];
+    const pageFrom = i;
     for (const r of page) {
       if (i >= o.size) break pages;
       if (Number(r.leaf_index) !== i) {
@@ -226,6 +358,10 @@ export async function verifyLeaves(
       i += 1;
       if (i % PAGE === 0 || i === o.size) o.onProgress?.(i, o.size);
     }
+    if (page.stored) {
+      const bad = await checkStoredNodes(page.stored, made, pageFrom, i);
+      if (bad) return fail(bad);
+    }
   }
   if (i < o.size)
     return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
@@ -241,10 +377,23 @@ export async function verifyLeaves(
 
 export interface VerifyOptions {
   verifierKey?: string;
+  /**
+   * The anchor folder's checkpoints (see {@link readAnchors}): each must be the database's
+   * checkpoint of its size, byte for byte. They live outside the database, so they catch what
+   * the database alone could rewrite consistently: a replaced key and re-signed checkpoints,
+   * or a log put back behind what was published.
+   */
+  anchors?: Array<{ size: number; note: string; file: string }>;
   onProgress?: (done: number, total: number) => void;
 }
 
 export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  // Checkpoints before the state: a checkpoint commits with the tree size it signs, so every
+  // one read first is within the size read next, even while a server (on PostgreSQL) keeps
+  // integrating; one beyond it means leaves were removed.
+  const { rows: cps } = await q.query<{ tree_size: number; note: string; root: string }>(
+    "SELECT tree_size, note, encode(root, 'base64') AS root FROM trellis.audit_checkpoints ORDER BY tree_size",
+  );
   const { rows: st } = await q.query<{ tree_size: number; personal_from: number }>(
     "SELECT tree_size, personal_from FROM trellis.audit_log_state",
   );
@@ -253,18 +402,43 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
   const { rows: keyRows } = await q.query<{ origin: string; public_key: Uint8Array }>(
     "SELECT origin, public_key FROM trellis.audit_log_keys ORDER BY created_at LIMIT 1",
   );
-  const { rows: cps } = await q.query<{ tree_size: number; note: string }>(
-    "SELECT tree_size, note FROM trellis.audit_checkpoints ORDER BY tree_size",
-  );
-  // Rows the log itself says were pruned (retention): below the highest `audit.prune` mark.
-  const { rows: pr } = await q.query<{ below: number | null }>(
-    "SELECT max((diff->>'below_leaf')::bigint) AS below FROM trellis.audit_events WHERE action = 'audit.prune'",
-  );
   const key =
     opts.verifierKey ??
     (keyRows[0] ? verifierKeyFor(keyRows[0].origin, new Uint8Array(keyRows[0].public_key)) : "");
-  const checkpoints = cps.map((c) => ({ size: Number(c.tree_size), note: c.note }));
-  const prunedBelow = Number(pr[0]?.below ?? 0);
+  const checkpoints = cps.map((c) => ({ size: Number(c.tree_size), note: c.note, root: c.root }));
+  // Rows the log itself says were pruned (retention): below the highest mark of a signed
+  // `audit.prune` in the tree (the walk then checks that event's row against its leaf).
+  const { rows: prunes } = await q.query<{ event_id: string; diff: unknown; leaf_index: number }>(
+    `SELECT e.event_id, e.diff, l.leaf_index FROM trellis.audit_events e
+       JOIN trellis.audit_leaves l ON l.event_seq = e.seq
+      WHERE e.action = 'audit.prune' AND e.outcome = 'allowed' AND l.leaf_index < $1
+      ORDER BY l.leaf_index`,
+    [size],
+  );
+  let prunedBelow = 0;
+  const fresh = { ok: true, tree_size: size, events: 0, checkpoints: 0, pruned: 0 };
+  const bySize = new Map(checkpoints.map((c) => [c.size, c.note]));
+  for (const a of opts.anchors ?? []) {
+    const note = bySize.get(a.size);
+    if (note === a.note) continue;
+    return {
+      ...fresh,
+      ok: false,
+      problem: {
+        kind: "anchor_mismatch",
+        message:
+          note === undefined
+            ? `the anchor ${a.file} holds checkpoint ${a.size}, which the database does not (${a.size > size ? `the tree has ${size} leaves: restored from an older backup, or leaves removed` : "checkpoints removed"})`
+            : `the anchor ${a.file} holds another checkpoint of size ${a.size} than the database (the log forked, or its checkpoints were re-signed with another key)`,
+      },
+    };
+  }
+  for (const p of prunes) {
+    const c = checkPrune(p, Number(p.leaf_index), key);
+    if ("problem" in c) return { ...fresh, ok: false, problem: c.problem };
+    prunedBelow = Math.max(prunedBelow, c.below);
+  }
+  const anchors = opts.anchors?.length ?? 0;
   const report = await verifyLeaves(dbLeaves(q, 0, size, personalFrom), {
     size,
     checkpoints,
@@ -272,6 +446,7 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
     prunedBelow,
     onProgress: opts.onProgress,
   });
+  if (opts.anchors) report.anchors = anchors;
   if (!report.ok) return report;
   const { rows: loose } = await q.query<{ event_id: string }>(
     `SELECT e.event_id FROM trellis.audit_events e
@@ -286,6 +461,42 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
          WHERE x.seq = e.erased_by AND x.action = 'audit.erase')
       ORDER BY e.seq LIMIT 1`,
   );
+  // Each erasure in the log: signed by the log's key, for exactly the rows that name it.
+  const { rows: erasures } = await q.query<{
+    event_id: string;
+    statement: unknown;
+    outcome: string;
+    erased: string[];
+  }>(
+    `SELECT x.event_id, x.diff->'statement' AS statement, x.outcome,
+            coalesce(array_agg(e.event_id ORDER BY e.seq) FILTER (WHERE e.seq IS NOT NULL), '{}') AS erased
+       FROM trellis.audit_events x JOIN trellis.audit_leaves l ON l.event_seq = x.seq
+       LEFT JOIN trellis.audit_events e ON e.erased_by = x.seq
+      WHERE x.action = 'audit.erase'
+      GROUP BY x.seq, x.event_id, x.diff, x.outcome ORDER BY x.seq`,
+  );
+  for (const x of erasures) {
+    // A refused erasure request is logged as audit.erase too; it erased nothing.
+    if (x.outcome !== "allowed" && x.erased.length === 0) continue;
+    let why: string | undefined;
+    try {
+      const f = verifyStatement(x.statement, key, "audit.erase");
+      if (Number(f.erased) !== x.erased.length || f.events !== erasureDigest(x.erased))
+        why = `it signs ${f.erased} erased events, and ${x.erased.length} name it (or other ones)`;
+    } catch (err) {
+      why = (err as Error).message;
+    }
+    if (why)
+      return {
+        ...report,
+        ok: false,
+        problem: {
+          kind: "erasure_forged",
+          event_id: x.event_id,
+          message: `the audit.erase event ${x.event_id} is not the server's own erasure of the events that name it: ${why} (personal data was removed behind the log's back)`,
+        },
+      };
+  }
   if (unlogged[0])
     return {
       ...report,
@@ -309,13 +520,32 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
   return report;
 }
 
+/** The checkpoints of an anchor folder (`checkpoint-<size, 16 digits>` files); none if it is absent. */
+export function readAnchors(dir: string): Array<{ size: number; note: string; file: string }> {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  return names
+    .filter((n) => /^checkpoint-\d{16}$/.test(n))
+    .sort()
+    .map((n) => ({
+      size: Number(n.slice("checkpoint-".length)),
+      note: readFileSync(join(dir, n), "utf8"),
+      file: join(dir, n),
+    }));
+}
+
 /** The database's leaves with their events, in index order, read a few pages ahead. */
 export async function* dbLeaves(
   q: Queryable,
   start: number,
   end: number,
   personalFrom: number,
-): AsyncGenerator<LeafRecord[]> {
+): AsyncGenerator<LeafPage> {
   type Leaf = { leaf_index: number; event_seq: number; leaf_hash: string };
   type Row = { leaf: Leaf; event: EventRow | undefined };
   // Subject keys, read once per subject for the run (a verify meets few subjects per page).
@@ -325,11 +555,40 @@ export async function* dbLeaves(
    * so a page's seqs are close together), then the keys of subjects not met yet. Two range
    * scans cost the database about a third of joining leaves to events row by row.
    */
-  const page = async (from: number): Promise<Row[]> => {
+  /** What the stored tree holds for the nodes completed in [from, to): see StoredNodes. */
+  const storedNodes = async (from: number, to: number): Promise<StoredNodes> => {
+    const ranges = nodesCompletedIn(from, to);
+    const args = [ranges.map((r) => r[0]), ranges.map((r) => r[1]), ranges.map((r) => r[2])];
+    const join = `FROM trellis.audit_tree t
+       JOIN unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
+         ON t.level = r.level AND t.idx BETWEEN r.lo AND r.hi`;
+    const { rows } = await q.query<{ digest: string; n: number }>(
+      `SELECT encode(sha256(coalesce(string_agg(t.hash, ''::bytea ORDER BY t.level, t.idx), ''::bytea)), 'base64') AS digest,
+              count(*)::int AS n ${join}`,
+      args,
+    );
+    return {
+      digest: rows[0]?.digest ?? "",
+      count: Number(rows[0]?.n ?? 0),
+      read: async () => {
+        const { rows: all } = await q.query<{ level: number; idx: number; hash: string }>(
+          `SELECT t.level, t.idx, encode(t.hash, 'base64') AS hash ${join}`,
+          args,
+        );
+        return new Map(all.map((n) => [`${n.level}/${Number(n.idx)}`, n.hash]));
+      },
+    };
+  };
+  const page = async (from: number): Promise<{ rows: Row[]; stored: StoredNodes }> => {
+    const to = Math.min(end, from + PAGE);
+    const [rows, stored] = await Promise.all([leafRows(from, to), storedNodes(from, to)]);
+    return { rows, stored };
+  };
+  const leafRows = async (from: number, to: number): Promise<Row[]> => {
     const { rows: leaves } = await q.query<Leaf>(
       `SELECT leaf_index, event_seq, encode(hash, 'base64') AS leaf_hash FROM trellis.audit_leaves
         WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`,
-      [from, Math.min(end, from + PAGE)],
+      [from, to],
     );
     if (leaves.length === 0) return [];
     let lo = Number.POSITIVE_INFINITY;
@@ -381,7 +640,7 @@ export async function* dbLeaves(
   // The database reads the next pages (on other pool connections) while this process hashes
   // the current one: reading, not hashing, is the slower half.
   const AHEAD = 3;
-  const queue: Array<Promise<Row[]>> = [];
+  const queue: Array<Promise<{ rows: Row[]; stored: StoredNodes }>> = [];
   let nextFrom = start;
   const refill = () => {
     while (queue.length < AHEAD && nextFrom < end) {
@@ -393,9 +652,10 @@ export async function* dbLeaves(
   };
   for (let from = start; from < end; from += PAGE) {
     refill();
-    const rows = await (queue.shift() as Promise<Row[]>);
+    const { rows, stored } = await (queue.shift() as Promise<{ rows: Row[]; stored: StoredNodes }>);
     refill();
-    const out: LeafRecord[] = new Array(rows.length);
+    const out: LeafPage = new Array(rows.length);
+    out.stored = stored;
     for (let j = 0; j < rows.length; j++) {
       const { leaf, event } = rows[j] as Row;
       const r: LeafRecord = {
