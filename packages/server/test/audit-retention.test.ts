@@ -176,3 +176,32 @@ describe.each(DATASTORES)("audit retention on %s", (kind) => {
     }
   });
 });
+
+describe.each(DATASTORES)("audit retention at start on %s", (kind) => {
+  it("a (re)start prunes at once: a shorter retention takes effect without waiting an hour", async () => {
+    const t = await startTestApp(kind, { TRELLIS_AUDIT_RETENTION_DAYS: "30" });
+    try {
+      for (let i = 0; i < 3; i++) await t.call({ method: "GET", url: "/admin/v1/templates" });
+      await t.app.transparency.flush();
+      t.clock.advance(31 * 86_400);
+      await t.call({ method: "GET", url: "/admin/v1/templates" });
+      await t.app.transparency.flush();
+      const prunes = async () =>
+        (
+          await t.db.query<{ below: number }>(
+            "SELECT (diff->>'below_leaf')::int AS below FROM trellis.audit_events WHERE action = 'audit.prune'",
+          )
+        ).rows.map((r) => r.below);
+      expect(await prunes()).toEqual([]);
+      await t.app.transparency.stop();
+      await t.app.transparency.start();
+      await t.app.transparency.stop(); // waits for the prune the start began
+      const [below] = await prunes();
+      expect(below).toBeGreaterThanOrEqual(3);
+      await t.app.transparency.flush();
+      expect(await verifyLog(t.db)).toMatchObject({ ok: true, pruned: below });
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -18,7 +18,9 @@ describe("data dir lock", () => {
     await expect(lockDataDir(dir, () => {})).rejects.toThrow(
       new RegExp(`in use by another Trellis process \\(pid ${process.pid}\\)`),
     );
+    expect(existsSync(join(dir, "trellis.pid"))).toBe(true);
     await release();
+    expect(existsSync(join(dir, "trellis.pid"))).toBe(false); // a clean stop leaves no holder named
     const again = await lockDataDir(dir, () => {});
     await again();
   });

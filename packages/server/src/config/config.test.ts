@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ConfigError, describeConfig, parseConfig } from "./config";
 
@@ -114,5 +115,16 @@ describe("parseConfig", () => {
     expect(() => parseConfig({ TRELLIS_AUDIT_WITNESS_URL: "https://w.example.org" })).toThrow(
       /go together/,
     );
+  });
+});
+
+describe("the README's configuration table", () => {
+  it("lists every variable the server reads", () => {
+    const readme = readFileSync(new URL("../../../../README.md", import.meta.url), "utf8");
+    const table = readme.slice(readme.indexOf("## Configuration"));
+    const missing = describeConfig({})
+      .map((v) => v.name)
+      .filter((name) => !table.includes(`| \`${name}\` |`));
+    expect(missing).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
 
@@ -66,5 +66,9 @@ export async function lockDataDir(
     }
   }
   writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
-  return release;
+  // A clean stop leaves no pid behind (a later reader would take it for a holder).
+  return async () => {
+    rmSync(pidFile, { force: true });
+    await release();
+  };
 }

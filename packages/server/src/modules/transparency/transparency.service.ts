@@ -122,6 +122,7 @@ export function transparencyService(deps: {
 }) {
   const { db, clock, signer, mergeDelayMs, anchorDir } = deps;
   let pruneTimer: NodeJS.Timeout | undefined;
+  let pruning: Promise<unknown> | undefined;
   let halted: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
@@ -424,10 +425,18 @@ export function transparencyService(deps: {
     );
     timer.unref();
     if ((deps.retentionDays ?? 0) > 0) {
-      pruneTimer = setInterval(
-        () => void prune().catch((err) => deps.log?.error({ err }, "audit prune failed")),
-        3_600_000,
-      );
+      const pruneNow = () => {
+        if (pruning) return;
+        pruning = prune()
+          .catch((err) => deps.log?.error({ err }, "audit prune failed"))
+          .finally(() => {
+            pruning = undefined;
+          });
+      };
+      // At start (a shorter retention takes effect on restart, not an hour later), then hourly.
+      // Not awaited: a first prune of a large backlog must not hold up serving.
+      pruneNow();
+      pruneTimer = setInterval(pruneNow, 3_600_000);
       pruneTimer.unref();
     }
   }
@@ -436,6 +445,7 @@ export function transparencyService(deps: {
     if (timer) clearInterval(timer);
     if (pruneTimer) clearInterval(pruneTimer);
     await running;
+    await pruning;
   }
 
   /**
