@@ -1,24 +1,15 @@
-import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { verifyCheckpoint } from "@trellis/sdk/verify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sqlState } from "../src/db/db";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
-import { noteSignerFromKey } from "../src/modules/transparency/note";
 import { checkPrune, verifyLog } from "../src/modules/transparency/verify-log";
-import { ADMIN_TOKEN, DATASTORES, startTestApp, type TestApp } from "./harness";
-
-/** A signer with a fresh key, as the server's (tests of the statement rules need no database). */
-function signer(origin = "trellis-audit/test") {
-  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-  const raw = Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url");
-  return noteSignerFromKey(origin, privateKey, new Uint8Array(raw));
-}
+import { DATASTORES, exportLogFile, newNoteSigner, startTestApp, type TestApp } from "./harness";
 
 describe("a prune's signed statement", () => {
-  const log = signer();
+  const log = newNoteSigner();
   const statement = (below: number, s = log) =>
     s.signStatement("audit.prune", {
       below_leaf: below,
@@ -39,9 +30,11 @@ describe("a prune's signed statement", () => {
       return r.problem.message;
     };
     expect(why(prune(5, undefined))).toMatch(/no signed statement/);
-    expect(why(prune(5, statement(5, signer())))).toMatch(/no signature by this key/);
+    expect(why(prune(5, statement(5, newNoteSigner())))).toMatch(/no signature by this key/);
     // The same name with another key, a checkpoint, an erasure's statement: none is a prune.
-    expect(why(prune(5, statement(5, signer(log.origin))))).toMatch(/no signature by this key/);
+    expect(why(prune(5, statement(5, newNoteSigner(log.origin))))).toMatch(
+      /no signature by this key/,
+    );
     expect(why(prune(5, log.signCheckpoint(5, new Uint8Array(32))))).toMatch(/not an audit.prune/);
     expect(why(prune(5, log.signStatement("audit.erase", { erased: 0, events: "x" })))).toMatch(
       /not an audit.prune/,
@@ -154,19 +147,10 @@ describe.each(DATASTORES)("audit retention on %s", (kind) => {
     // An export holds the forged prune too (the sequencer logged and signed it): an auditor
     // with only the file and the key names it the same way.
     await t.app.transparency.stop();
-    const res = await t.app.inject({
-      method: "GET",
-      url: "/admin/v1/audit/log-export",
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
-    expect(res.statusCode).toBe(200);
     const dir = mkdtempSync(join(tmpdir(), "trellis-prune-"));
     try {
-      writeFileSync(join(dir, "log.ndjson"), res.body);
-      const fromFile = await verifyLogFile(
-        join(dir, "log.ndjson"),
-        t.app.transparency.signer.verifierKey,
-      );
+      const { file } = await exportLogFile(t, dir);
+      const fromFile = await verifyLogFile(file, t.app.transparency.signer.verifierKey);
       expect(fromFile.problem).toMatchObject({
         kind: "prune_forged",
         event_id: "event_forged_prune_0001",

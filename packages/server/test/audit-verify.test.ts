@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,13 +6,13 @@ import { canonicalJson, leafHash } from "@trellis/sdk/verify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Queryable } from "../src/db/db";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
-import { noteSignerFromKey } from "../src/modules/transparency/note";
 import { readAnchors, verifyLog } from "../src/modules/transparency/verify-log";
 import {
-  ADMIN_TOKEN,
   createApp,
   DATASTORES,
+  exportLogFile,
   issueToken,
+  newNoteSigner,
   startTestApp,
   type TestApp,
 } from "./harness";
@@ -167,13 +167,9 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
     expect(anchors.length).toBeGreaterThan(0);
     expect(await verifyLog(t.db, { anchors })).toMatchObject({ ok: true, anchors: anchors.length });
     // The owner swaps in a key of its own and re-signs every checkpoint with it.
-    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-    const raw = new Uint8Array(
-      Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url"),
-    );
-    const own = noteSignerFromKey(t.app.transparency.signer.origin, privateKey, raw);
+    const own = newNoteSigner(t.app.transparency.signer.origin);
     await tamper("audit_log_keys", (q) =>
-      q.query("UPDATE trellis.audit_log_keys SET public_key = $1", [Buffer.from(raw)]),
+      q.query("UPDATE trellis.audit_log_keys SET public_key = $1", [Buffer.from(own.publicKey)]),
     );
     await tamper("audit_checkpoints", async (q) => {
       const { rows } = await q.query<{ tree_size: number; root: Uint8Array }>(
@@ -234,15 +230,8 @@ describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
       for (let i = 0; i < 5; i++) await t.call({ method: "GET", url: "/admin/v1/templates" });
       await t.app.transparency.flush();
       await t.app.transparency.stop();
-      const res = await t.app.inject({
-        method: "GET",
-        url: "/admin/v1/audit/log-export",
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      });
-      expect(res.statusCode).toBe(200);
+      const { file, body } = await exportLogFile(t, dir);
       const key = t.app.transparency.signer.verifierKey;
-      const file = join(dir, "log.ndjson");
-      writeFileSync(file, res.body);
       const ok = await verifyLogFile(file, key);
       expect(ok).toMatchObject({ ok: true, pruned: 0 });
       expect(ok.events).toBe(ok.tree_size);
@@ -251,7 +240,7 @@ describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
       const other = await verifyLogFile(file, key.replace(/\+[0-9a-f]{8}\+/, "+00000000+"));
       expect(other.ok).toBe(false);
       // One event changed in the file.
-      const lines = res.body.trimEnd().split("\n");
+      const lines = body.trimEnd().split("\n");
       const changed = [...lines];
       changed[2] = (changed[2] as string).replace(
         '"action":"template.list"',

@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, InjectOptions } from "fastify";
@@ -12,6 +12,7 @@ import { openPglite } from "../src/db/pglite";
 import { openPostgres } from "../src/db/postgres";
 import { ctxParam } from "../src/gateway/gateway-ctx";
 import type { Clock } from "../src/lib/clock";
+import { noteSignerFromKey } from "../src/modules/transparency/note";
 
 /** The datastores every datastore test runs on: PGlite always, PostgreSQL when configured. */
 export const DATASTORES: DatastoreKind[] = process.env.TEST_DATABASE_URL
@@ -318,4 +319,27 @@ export async function asGateway<T>(
     if (err !== rollback) throw err;
   }
   return out as T;
+}
+
+/** A checkpoint signer with a fresh Ed25519 key (another log's, or a forger's). */
+export function newNoteSigner(origin = "trellis-audit/test") {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const raw = Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url");
+  return noteSignerFromKey(origin, privateKey, new Uint8Array(raw));
+}
+
+/** The whole log as `dir/log.ndjson` (GET /admin/v1/audit/log-export), for verifyLogFile. */
+export async function exportLogFile(
+  t: TestApp,
+  dir: string,
+): Promise<{ file: string; body: string }> {
+  const res = await t.app.inject({
+    method: "GET",
+    url: "/admin/v1/audit/log-export",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  if (res.statusCode !== 200) throw new Error(`log export answered ${res.statusCode}`);
+  const file = join(dir, "log.ndjson");
+  writeFileSync(file, res.body);
+  return { file, body: res.body };
 }
