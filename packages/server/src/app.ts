@@ -266,7 +266,10 @@ export async function buildApp({
     file: config.auditSinkFile,
     webhook: config.auditWebhook,
     intervalMs: config.auditMergeDelayMs,
-    log: { warn: (obj, msg) => app.log.warn(obj, msg) },
+    log: {
+      warn: (obj, msg) => app.log.warn(obj, msg),
+      error: (obj, msg) => app.log.error(obj, msg),
+    },
   });
   sinks.start();
   app.decorate("auditSinks", sinks);

@@ -102,7 +102,7 @@ const VARIABLES = {
   },
   TRELLIS_AUDIT_SINK_FILE: {
     describe:
-      "A file every audit event is appended to as NDJSON once it is in the Merkle tree (with its leaf index); resumes after its last line.",
+      "A file every audit event is appended to as NDJSON once it is in the Merkle tree (with its leaf index); resumes after its last complete line (a torn last line is cut off and rewritten); a file that does not end with this log's own line is refused and left untouched.",
     default: "",
     schema: z.string().max(1000),
   },
