@@ -152,7 +152,10 @@ describe("trellis CLI against a real server", () => {
     const issued = JSON.parse(r.stdout);
     expect(issued).toMatchObject({ subject: "kiosk", scopes: ["create", "read"] });
     expect(issued.token_id).toMatch(/^tok_/);
-    expect(Date.parse(issued.expires_at) - Date.now()).toBeGreaterThan(890_000);
+    // The server's clock (a test clock, fixed since start), not the wall clock: a slow machine
+    // spends seconds before this test, and the token still lives exactly its 900 s.
+    expect(Date.parse(issued.expires_at) - t.clock.now().getTime()).toBeGreaterThan(899_000);
+    expect(Date.parse(issued.expires_at) - t.clock.now().getTime()).toBeLessThanOrEqual(900_000);
     token = issued.token;
   });
 
