@@ -9,6 +9,8 @@ export const PAGE = { defaultLimit: 50, maxLimit: 200 } as const;
 const text = (max: number) => z.string().min(1).max(max);
 const limit = z.coerce.number().int().min(1).max(PAGE.maxLimit).default(PAGE.defaultLimit);
 const cursor = z.string().min(1).max(200).optional();
+/** The last instant JavaScript's `toISOString` writes with a four-digit year. */
+const LAST_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export const ErrorBody = z.object({
   error: z.object({
@@ -459,6 +461,29 @@ export const SubmissionPage = z.object({
 export type SubmissionPage = z.infer<typeof SubmissionPage>;
 
 // ── audit ────────────────────────────────────────────────────────────────────────────────
+// A filter's instant goes to PostgreSQL as written, so it must be one timestamptz parses or the
+// query fails: PostgreSQL has no year 0 and refuses offsets past ±15:59. The range is the one
+// JavaScript's Date and timestamptz both hold with a four-digit year.
+const FIRST_AUDIT_INSTANT_MS = Date.parse("0001-01-01T00:00:00Z");
+/** The widest offset a clock uses (UTC+14:00, Kiribati); the format itself allows ±23:59. */
+const MAX_OFFSET_MINUTES = 14 * 60;
+const offsetMinutes = (v: string) => {
+  const m = /[+-](\d{2}):(\d{2})$/.exec(v);
+  return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+};
+/** ISO 8601 with an offset (`Z`, or `±hh:mm` up to 14:00), from 0001-01-01 to 9999-12-31 UTC. */
+const AuditInstant = z.iso
+  .datetime({ offset: true })
+  .refine(
+    (v) => offsetMinutes(v) <= MAX_OFFSET_MINUTES,
+    "must have an offset from -14:00 to +14:00",
+  )
+  .refine((v) => {
+    // Year 0000 is refused as written too, even where its offset would land it in year 0001.
+    const ms = Date.parse(v);
+    return !v.startsWith("0000") && ms >= FIRST_AUDIT_INSTANT_MS && ms <= LAST_INSTANT_MS;
+  }, "must be a date-time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z");
+
 const auditFilters = {
   app: z.string().max(64).optional(),
   actor: z.string().max(200).optional(),
@@ -466,10 +491,10 @@ const auditFilters = {
   outcome: z.enum(AUDIT_OUTCOMES).optional(),
   resource_type: z.string().max(64).optional(),
   resource_id: z.string().max(200).optional(),
-  /** Events at or after this instant (ISO 8601 with an offset). */
-  from: z.iso.datetime({ offset: true }).optional(),
+  /** Events at or after this instant. */
+  from: AuditInstant.optional(),
   /** Events before this instant. */
-  to: z.iso.datetime({ offset: true }).optional(),
+  to: AuditInstant.optional(),
 };
 export const AuditQuery = z.strictObject({ ...auditFilters, limit, cursor });
 export type AuditQuery = z.infer<typeof AuditQuery>;
@@ -679,7 +704,6 @@ export type Entry = z.infer<typeof Entry>;
 /** The longest one booking may last (the table's CHECK says the same). */
 export const BOOKING_MAX_DAYS = 31;
 const BOOKING_MAX_MS = BOOKING_MAX_DAYS * 86_400_000;
-const LAST_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export const BookingResource = z
   .string()

@@ -19,6 +19,9 @@ export function decodeCursor<K extends string>(
       const v = (parsed as Record<string, unknown>)[k];
       if (typeof v !== type) return undefined;
       if (typeof v === "string" && v.length > 100) return undefined;
+      // Every number in this API's cursors is a row's seq: 1e30, 1.5 or 1e400 (Infinity) would
+      // reach PostgreSQL's bigint and fail there as a 500.
+      if (typeof v === "number" && !Number.isSafeInteger(v)) return undefined;
       out[k] = v as string | number;
     }
     return out;
@@ -41,4 +44,18 @@ export function recordIdFromCursor(cursor: string | undefined): string | undefin
       { path: "/cursor", message: "is not a cursor from this API" },
     ]);
   return c.id as string;
+}
+
+/**
+ * The audit seq in a list cursor (`{seq}`, as `GET /admin/v1/audit` encodes it), or undefined
+ * for no cursor; anything else, a seq below 1 included, is an `invalid_request` naming `/cursor`.
+ */
+export function seqFromCursor(cursor: string | undefined): number | undefined {
+  if (!cursor) return undefined;
+  const c = decodeCursor(cursor, { seq: "number" });
+  if (!c || (c.seq as number) < 1)
+    throw new TrellisError("invalid_request", [
+      { path: "/cursor", message: "is not a cursor from this API" },
+    ]);
+  return c.seq as number;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeCursor, encodeCursor } from "./cursor";
+import { decodeCursor, encodeCursor, seqFromCursor } from "./cursor";
 import { base32, newId, newRecordId } from "./ids";
 import { isoFromMs } from "./iso";
 import { digestsEqual, open, randomSecret, seal, sha256Hex } from "./secrets";
@@ -56,6 +56,20 @@ describe("cursors", () => {
       decodeCursor(Buffer.from("[1]").toString("base64url"), { seq: "number" }),
     ).toBeUndefined();
     expect(decodeCursor(encodeCursor({ id: "x".repeat(101) }), { id: "string" })).toBeUndefined();
+  });
+
+  it("take only safe integers for a number, and a seq of at least 1 for the audit list", () => {
+    const raw = (json: string) => Buffer.from(json).toString("base64url");
+    for (const json of ['{"seq":1e30}', '{"seq":1.5}', '{"seq":1e400}', '{"seq":9007199254740992}'])
+      expect(decodeCursor(raw(json), { seq: "number" }), json).toBeUndefined();
+    expect(seqFromCursor(undefined)).toBeUndefined();
+    expect(seqFromCursor(encodeCursor({ seq: Number.MAX_SAFE_INTEGER }))).toBe(
+      Number.MAX_SAFE_INTEGER,
+    );
+    for (const seq of [0, -1, 1.5, 1e30])
+      expect(() => seqFromCursor(encodeCursor({ seq })), String(seq)).toThrow(
+        expect.objectContaining({ code: "invalid_request" }),
+      );
   });
 });
 

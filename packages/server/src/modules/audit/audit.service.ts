@@ -1,8 +1,7 @@
 import type { ActorRole, AuditAction, AuditPage, AuditQuery } from "@trellis/contracts";
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
-import { decodeCursor, encodeCursor } from "../../lib/cursor";
-import { TrellisError } from "../../lib/errors";
+import { encodeCursor, seqFromCursor } from "../../lib/cursor";
 import { newId } from "../../lib/ids";
 import { insertEvent, insertEvents, listEvents, type NewAuditEvent } from "./audit.repo";
 
@@ -106,15 +105,7 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
   };
 
   async function list(query: AuditQuery): Promise<AuditPage> {
-    let beforeSeq: number | undefined;
-    if (query.cursor) {
-      const c = decodeCursor(query.cursor, { seq: "number" });
-      if (!c)
-        throw new TrellisError("invalid_request", [
-          { path: "/cursor", message: "is not a cursor from this API" },
-        ]);
-      beforeSeq = c.seq as number;
-    }
+    const beforeSeq = seqFromCursor(query.cursor);
     const items = await listEvents(db, { ...query, beforeSeq, limit: query.limit + 1 });
     const more = items.length > query.limit;
     const page = more ? items.slice(0, query.limit) : items;
