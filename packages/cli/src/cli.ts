@@ -70,8 +70,10 @@ Control plane (TRELLIS_URL, default http://127.0.0.1:8080; TRELLIS_ADMIN_TOKEN):
   policy test APP_ID FILE.yaml [--json]
             Run a policy test suite against the app (exit 1 when a case fails)
   audit [--app APP_ID] [--actor ACTOR] [--action ACTION] [--outcome allowed|denied|error]
+        [--resource-type T] [--resource ID] [--from TIME] [--to TIME]
         [--limit N] [--cursor C] [--json]
-            Audit events, newest first, as a table (or the page as JSON)
+            Audit events, newest first, as a table (or the page as JSON); TIME: ISO 8601
+            with an offset, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z
 
 App API (an app token: --token T or TRELLIS_APP_TOKEN):
   submit APP_ID --payload JSON_OR_FILE [--form FORM_ID] [--token T]
