@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npx trellis …`: the CLI is TypeScript run through tsx's loader (no build step).
 import { spawnSync } from "node:child_process";
+import { register as registerHooks } from "node:module";
 import { fileURLToPath } from "node:url";
 import { VERIFY_NODE_FLAGS } from "@trellis/server/verify-flags";
 import { register } from "tsx/esm/api";
@@ -28,4 +29,6 @@ if (command === "audit" && sub === "verify" && !flagged) {
 }
 
 register();
+// Registered after tsx, so it runs first and tsx resolves with the source condition as well.
+registerHooks("./source-condition.js", import.meta.url);
 await import("../src/main.ts");

@@ -23,10 +23,15 @@ interface Proc {
 }
 
 function startCli(env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "start"], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-  });
+  // With the SDK's source export condition, as `npm start` runs: never its built dist/.
+  const child = spawn(
+    process.execPath,
+    ["--conditions=trellis-source", "--import", "tsx", CLI, "start"],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    },
+  );
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
