@@ -1,15 +1,17 @@
-import { defaultClientConditions, defaultServerConditions } from "vite";
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 
 // Workspace packages that also ship a build (@trellis/sdk's dist/) export their TypeScript
 // source under this condition: tests always run the source, never a stale or missing build.
-// Vitest runs test files in Vite's server (ssr) environment and passes these conditions to
-// its worker processes as --conditions; the defaults are kept after it.
+// Vitest runs test files in Vite's server (ssr) environment and passes its conditions to the
+// worker processes as --conditions. After ours come vitest's own defaults, unchanged: Vite's
+// server conditions without "module" (bundler-only ESM that Node itself must not pick).
 const SOURCE = "trellis-source";
+const conditions = [SOURCE, ...defaultServerConditions.filter((c) => c !== "module")];
 
 export default defineConfig({
-  resolve: { conditions: [SOURCE, ...defaultClientConditions] },
-  ssr: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } },
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     include: [
       "packages/*/src/**/*.test.ts",
