@@ -14,8 +14,20 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import ts from "typescript";
+
+// `--if-installed` (the root's `prepare`): an install without devDependencies (`npm ci
+// --omit=dev`, a server deployment) runs `prepare` too, but has no typescript; it must not fail
+// for a build nothing in the repo runs. Without the flag a missing tool is an error.
+const ifInstalled = process.argv.includes("--if-installed");
+const esbuild = await tool("esbuild");
+const ts = (await tool("typescript"))?.default;
+if (!esbuild || !ts) {
+  process.stderr.write(
+    "@trellis/sdk: dist/ not built: esbuild or typescript is not installed (devDependencies); " +
+      "`npm install`, then `npm run build`, builds it\n",
+  );
+  process.exit(0);
+}
 
 const SDK = dirname(fileURLToPath(import.meta.url));
 const CONTRACTS = join(SDK, "../contracts");
@@ -25,7 +37,7 @@ const started = Date.now();
 
 rmSync(DIST, { recursive: true, force: true });
 
-await build({
+await esbuild.build({
   entryPoints: [join(SDK, "src/index.ts")],
   outfile: join(DIST, "index.js"),
   bundle: true,
@@ -106,4 +118,14 @@ function fail(diagnostics) {
   };
   process.stderr.write(ts.formatDiagnosticsWithColorAndContext(diagnostics, host));
   process.exit(1);
+}
+
+async function tool(name) {
+  try {
+    return await import(name);
+  } catch (err) {
+    if (ifInstalled && err?.code === "ERR_MODULE_NOT_FOUND" && err.message.includes(`'${name}'`))
+      return null;
+    throw err;
+  }
 }
