@@ -55,5 +55,6 @@ export {
   verifyConsistency,
   verifyCosignature,
   verifyInclusion,
+  verifyNote,
   verifyOpening,
 } from "./verify.js";
