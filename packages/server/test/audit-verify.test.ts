@@ -6,7 +6,7 @@ import { canonicalJson, leafHash } from "@trellis/sdk/verify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Queryable } from "../src/db/db";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
-import { readAnchors, verifyLog } from "../src/modules/transparency/verify-log";
+import { nodesCompletedIn, readAnchors, verifyLog } from "../src/modules/transparency/verify-log";
 import {
   createApp,
   DATASTORES,
@@ -311,6 +311,23 @@ describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await t.close();
+    }
+  });
+});
+
+describe("the nodes a page of leaves completes", () => {
+  it("are exactly the (level, idx) with (idx + 1)·2^level − 1 in the page, for any page", () => {
+    for (let k = 0; k < 300; k++) {
+      const from = Math.floor(Math.random() * 5000);
+      const to = from + 1 + Math.floor(Math.random() * 3000);
+      const want = new Set<string>();
+      for (let n = from; n < to; n++)
+        for (let level = 1, w = 2; (n + 1) % w === 0; level++, w *= 2)
+          want.add(`${level}/${(n + 1) / w - 1}`);
+      const got = new Set<string>();
+      for (const [level, lo, hi] of nodesCompletedIn(from, to))
+        for (let i = lo; i <= hi; i++) got.add(`${level}/${i}`);
+      expect(got).toEqual(want);
     }
   });
 });

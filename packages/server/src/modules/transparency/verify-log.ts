@@ -119,7 +119,10 @@ export interface LeafRecord {
 export type LeafPage = LeafRecord[] & { stored?: StoredNodes };
 
 export interface StoredNodes {
-  /** base64 SHA-256 of the stored hashes in (level, idx) order, and how many there are. */
+  /**
+   * base64 SHA-256 of the stored hashes in the order the nodes complete (by the leaf that
+   * completes them, (idx + 1)·2^level, then level), and how many there are.
+   */
   digest: string;
   count: number;
   /** Reads them one by one, to name the first that differs. */
@@ -216,31 +219,29 @@ export function checkPrune(
 }
 
 /**
- * The stored interior nodes completed in leaves [from, to) against the ones the walk computed:
- * one digest compare per page, and on a difference the first node that differs, named.
+ * The stored interior nodes completed in leaves [from, to) against the ones the walk computed
+ * (`made`, base64, in the order they completed, which `digest` already hashed): one compare per
+ * page, and on a difference the first node that differs, named.
  */
 async function checkStoredNodes(
   stored: StoredNodes,
-  made: Array<Array<[number, string]>>,
+  made: string[],
+  digest: string,
   from: number,
   to: number,
 ): Promise<VerifyProblem | undefined> {
-  const h = createHash("sha256");
-  let count = 0;
-  for (const level of made)
-    for (const [, hash] of level ?? []) {
-      h.update(Buffer.from(hash, "base64"));
-      count += 1;
-    }
-  if (count === stored.count && h.digest("base64") === stored.digest) return undefined;
+  if (made.length === stored.count && digest === stored.digest) return undefined;
   const have = await stored.read();
-  for (const [level, nodes] of made.entries())
-    for (const [idx, hash] of nodes ?? []) {
+  // The order they completed in: leaf by leaf, lower levels first (as CompactRange makes them).
+  let k = 0;
+  for (let n = from; n < to; n++)
+    for (let level = 1, w = 2; (n + 1) % w === 0; level++, w *= 2) {
+      const idx = (n + 1) / w - 1;
       const got = have.get(`${level}/${idx}`);
-      if (got !== hash)
+      if (got !== made[k++])
         return {
           kind: "node_changed",
-          message: `the stored tree node ${level}/${idx} (leaves ${idx * 2 ** level}..${(idx + 1) * 2 ** level - 1}) ${got === undefined ? "is missing" : "differs from the hash of its leaves"}: the server would serve roots and proofs that do not verify`,
+          message: `the stored tree node ${level}/${idx} (leaves ${idx * w}..${(idx + 1) * w - 1}) ${got === undefined ? "is missing" : "differs from the hash of its leaves"}: the server would serve roots and proofs that do not verify`,
         };
     }
   return {
@@ -318,18 +319,16 @@ export async function verifyLeaves(
   };
   // Pages, not single leaves, cross the async boundary: a promise per leaf was a tenth of the
   // verifier's time.
-  // Nodes completed in the current page, per level, in index order.
-  let made: Array<Array<[number, string]>> = [];
-  range.onNode = (level, idx, hash) => {
-    let l = made[level];
-    if (!l) {
-      l = [];
-      made[level] = l;
-    }
-    l.push([idx, hash]);
+  // Nodes completed in the current page, in the order they completed, and their digest so far.
+  let made: string[] = [];
+  let nodeDigest = createHash("sha256");
+  range.onNode = (_level, _idx, hash) => {
+    nodeDigest.update(hash, "base64");
+    made.push(hash);
   };
   pages: for await (const page of leaves) {
     made = [];
+    nodeDigest = createHash("sha256");
     const pageFrom = i;
     for (const r of page) {
       if (i >= o.size) break pages;
@@ -359,7 +358,8 @@ export async function verifyLeaves(
       if (i % PAGE === 0 || i === o.size) o.onProgress?.(i, o.size);
     }
     if (page.stored) {
-      const bad = await checkStoredNodes(page.stored, made, pageFrom, i);
+      const digest = nodeDigest.digest("base64");
+      const bad = await checkStoredNodes(page.stored, made, digest, pageFrom, i);
       if (bad) return fail(bad);
     }
   }
@@ -559,11 +559,14 @@ export async function* dbLeaves(
   const storedNodes = async (from: number, to: number): Promise<StoredNodes> => {
     const ranges = nodesCompletedIn(from, to);
     const args = [ranges.map((r) => r[0]), ranges.map((r) => r[1]), ranges.map((r) => r[2])];
-    const join = `FROM trellis.audit_tree t
-       JOIN unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
-         ON t.level = r.level AND t.idx BETWEEN r.lo AND r.hi`;
+    // One index range per level. OFFSET 0 keeps each a parameterized scan of the primary key:
+    // as a plain join, PostgreSQL hashes the whole audit_tree for every page (250 ms at 1M
+    // leaves against 15 ms).
+    const join = `FROM unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
+       CROSS JOIN LATERAL (SELECT t.level, t.idx, t.hash FROM trellis.audit_tree t
+                            WHERE t.level = r.level AND t.idx BETWEEN r.lo AND r.hi OFFSET 0) t`;
     const { rows } = await q.query<{ digest: string; n: number }>(
-      `SELECT encode(sha256(coalesce(string_agg(t.hash, ''::bytea ORDER BY t.level, t.idx), ''::bytea)), 'base64') AS digest,
+      `SELECT encode(sha256(coalesce(string_agg(t.hash, ''::bytea ORDER BY (t.idx + 1) << t.level, t.level), ''::bytea)), 'base64') AS digest,
               count(*)::int AS n ${join}`,
       args,
     );
