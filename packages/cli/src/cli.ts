@@ -231,6 +231,10 @@ async function auditVerify(
       process.stdout.write(
         `ok: ${report.events} events and ${report.checkpoints} signed checkpoints verify (tree size ${report.tree_size}${anchors})\n`,
       );
+      if (!file && report.anchors === 0 && report.checkpoints > 0)
+        process.stderr.write(
+          "note: no anchor files were found (TRELLIS_AUDIT_ANCHOR_DIR): the checkpoints were checked against the database alone\n",
+        );
       if (!key)
         process.stderr.write(
           "note: checked with the verifier key stored in the datastore itself; pass --key with the key you published (GET /audit/key) so a replaced key cannot pass\n",

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { canonicalJson, leafHash } from "@trellis/sdk/verify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Queryable } from "../src/db/db";
+import { eventSalt, personalCommitment } from "../src/modules/transparency/log";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
 import { nodesCompletedIn, readAnchors, verifyLog } from "../src/modules/transparency/verify-log";
 import {
@@ -220,6 +221,100 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
     });
     expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "checkpoint_signature" });
   });
+
+  // Found by a review with the owner role (triggers off), each passed verify before its fix.
+  it("an actor replaced by the event's own commitment without an erasure (erased_by left empty)", async () => {
+    const { rows } = await t.db.query<{
+      seq: number;
+      event_id: string;
+      actor_id: string;
+      diff: Record<string, unknown> | null;
+      key: Uint8Array;
+    }>(
+      `SELECT e.seq, e.event_id, e.actor_id, e.diff, k.key FROM trellis.audit_events e
+         JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id
+        WHERE e.actor_id = 'ana' ORDER BY e.seq DESC LIMIT 1`,
+    );
+    const v = rows[0] as NonNullable<(typeof rows)[0]>;
+    const c = personalCommitment(
+      eventSalt(new Uint8Array(v.key), v.event_id),
+      v.actor_id,
+      v.diff?.personal ?? null,
+    );
+    await tamper("audit_events", (q) =>
+      q.query(
+        `UPDATE trellis.audit_events SET actor_id = 'mallory', diff = diff - 'personal',
+            erased_commitment = $2, erased_by = NULL WHERE seq = $1`,
+        [v.seq, Buffer.from(c)],
+      ),
+    );
+    expect((await verifyLog(t.db)).problem).toMatchObject({
+      kind: "erasure_unlogged",
+      event_id: v.event_id,
+    });
+  });
+
+  it("a tree size raised by hand fails at once instead of walking empty pages", async () => {
+    await tamper("audit_log_state", (q) =>
+      q.query("UPDATE trellis.audit_log_state SET tree_size = 1000000000000"),
+    );
+    const started = Date.now();
+    const r = await verifyLog(t.db);
+    expect(r.problem).toMatchObject({ kind: "leaf_missing" });
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it("bytes moved from one stored node to its neighbour (same digest of the concatenation)", async () => {
+    await t.db.query(`DO $$ DECLARE c record; BEGIN
+      FOR c IN SELECT conname FROM pg_constraint
+                WHERE conrelid = 'trellis.audit_tree'::regclass AND contype = 'c' LOOP
+        EXECUTE format('ALTER TABLE trellis.audit_tree DROP CONSTRAINT %I', c.conname);
+      END LOOP; END $$`);
+    const { rows } = await t.db.query<{ hash: Uint8Array }>(
+      "SELECT hash FROM trellis.audit_tree WHERE level = 1 AND idx IN (0, 1) ORDER BY idx",
+    );
+    const a = Buffer.from(rows[0]?.hash as Uint8Array);
+    const b = Buffer.from(rows[1]?.hash as Uint8Array);
+    await tamper("audit_tree", async (q) => {
+      await q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 1 AND idx = 0", [
+        Buffer.concat([a, b.subarray(0, 1)]),
+      ]);
+      await q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 1 AND idx = 1", [
+        b.subarray(1),
+      ]);
+    });
+    const r = await verifyLog(t.db);
+    expect(r.problem).toMatchObject({ kind: "node_changed" });
+    expect(r.problem?.message).toContain("node 1/0 ");
+  });
+});
+
+describe.each(DATASTORES)("retention over a tampered log on %s", (kind) => {
+  it("refuses to prune rows backdated in SQL (its signature would take the evidence away)", async () => {
+    const t = await startTestApp(kind, { TRELLIS_AUDIT_RETENTION_DAYS: "30" });
+    try {
+      for (let i = 0; i < 4; i++) await t.call({ method: "GET", url: "/admin/v1/templates" });
+      await t.app.transparency.flush();
+      await t.app.transparency.stop();
+      await t.db.transaction(async (tx) => {
+        await tx.query("ALTER TABLE trellis.audit_events DISABLE TRIGGER USER");
+        await tx.query("UPDATE trellis.audit_events SET occurred_at = '2000-01-01T00:00:00Z'");
+        await tx.query("ALTER TABLE trellis.audit_events ENABLE TRIGGER USER");
+      });
+      const { rows: before } = await t.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM trellis.audit_events",
+      );
+      await expect(t.app.transparency.prune()).rejects.toThrow(/Retention refused to prune/);
+      const { rows: after } = await t.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM trellis.audit_events",
+      );
+      expect(after[0]?.n).toBe(before[0]?.n); // nothing deleted, no prune logged
+      expect(t.app.transparency.status().halted).toMatch(/Retention refused/);
+      expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "event_changed" });
+    } finally {
+      await t.close();
+    }
+  });
 });
 
 describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
@@ -260,6 +355,16 @@ describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
       ];
       writeFileSync(file, `${forged.join("\n")}\n`);
       expect((await verifyLogFile(file, key)).problem?.kind).toBe("event_missing");
+      // A header whose numbers are not numbers (NaN compares false with everything, so every
+      // leaf would have counted as pruned) is refused outright.
+      for (const bad of [{ pruned_below: "x" }, { tree_size: "x" }, { pruned_below: -1 }]) {
+        const all = [
+          JSON.stringify({ ...header, ...bad }),
+          ...lines.slice(1).map((l) => l.replace(/"event":.*}$/, '"event":null}')),
+        ];
+        writeFileSync(file, `${all.join("\n")}\n`);
+        await expect(verifyLogFile(file, key)).rejects.toThrow(/not a whole number/);
+      }
       // Two leaves swapped, or one repeated: named as such.
       const swapped = [lines[0], lines[1], lines[3], lines[2], ...lines.slice(4)];
       writeFileSync(file, `${swapped.join("\n")}\n`);

@@ -38,8 +38,12 @@ export function exportLog(db: Db): { stream: Readable; done: Promise<number> } {
     );
     // Up to the newest signed checkpoint (0 before the first one is signed).
     const size = Number(cps.at(-1)?.tree_size ?? 0);
+    // Only prunes the file holds count (the verifier checks their signatures).
     const { rows: pr } = await tx.query<{ below: number | null }>(
-      "SELECT max((diff->>'below_leaf')::bigint) AS below FROM trellis.audit_events WHERE action = 'audit.prune'",
+      `SELECT max((e.diff->>'below_leaf')::bigint) AS below FROM trellis.audit_events e
+         JOIN trellis.audit_leaves l ON l.event_seq = e.seq
+        WHERE e.action = 'audit.prune' AND e.outcome = 'allowed' AND l.leaf_index < $1`,
+      [size],
     );
     await write(
       JSON.stringify({
@@ -96,6 +100,13 @@ export async function verifyLogFile(
     throw new Error(`${path} is not a Trellis audit log export (${LOG_EXPORT_FORMAT})`);
   const size = Number(header.tree_size);
   const claimedPrune = Number(header.pruned_below ?? 0);
+  // NaN compares false with everything: a header "x" would let every leaf count as pruned.
+  for (const [name, v] of [
+    ["tree_size", size],
+    ["pruned_below", claimedPrune],
+  ] as const)
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new Error(`${path}: the header's ${name} is not a whole number ≥ 0`);
   let provenPrune = 0; // the largest prune mark the file's own (verified) events carry
   let forgedPrune: VerifyProblem | undefined; // the first prune the key did not sign
   async function* leaves(): AsyncGenerator<LeafRecord[]> {

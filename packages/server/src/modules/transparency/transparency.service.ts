@@ -30,6 +30,7 @@ import {
 } from "./log";
 import type { Hash } from "./merkle";
 import { erasureDigest, type NoteSigner } from "./note";
+import { checkLeaf, checkPrune, dbLeaves } from "./verify-log";
 
 // Any constant; only one server integrates at a time (per tick, transaction-scoped).
 const SEQUENCER_LOCK = 7_311_2026;
@@ -461,18 +462,47 @@ export function transparencyService(deps: {
     const cutoff = new Date(clock.now().getTime() - days * 86_400_000);
     return db.transaction(async (tx) => {
       await tx.query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK]);
-      const { rows } = await tx.query<{ keep: number | null; size: number; done: number | null }>(
+      const { rows } = await tx.query<{ keep: number | null; size: number; personal_from: number }>(
         `SELECT (SELECT min(l.leaf_index) FROM trellis.audit_leaves l
                    JOIN trellis.audit_events e ON e.seq = l.event_seq
                   WHERE e.occurred_at >= $1) AS keep,
-                (SELECT tree_size FROM trellis.audit_log_state) AS size,
-                (SELECT max((diff->>'below_leaf')::bigint) FROM trellis.audit_events
-                  WHERE action = 'audit.prune') AS done`,
+                s.tree_size AS size, s.personal_from
+           FROM trellis.audit_log_state s`,
         [cutoff],
       );
       const r = rows[0];
       const below = Number(r?.keep ?? r?.size ?? 0);
-      if (below <= Number(r?.done ?? 0)) return { below: Number(r?.done ?? 0), deleted: 0 };
+      // Where the last prune stopped: only prunes this log signed count (a forged mark, which
+      // `audit verify` names, must not stop retention either).
+      const { rows: marks } = await tx.query<{
+        event_id: string;
+        diff: unknown;
+        leaf_index: number;
+      }>(
+        `SELECT e.event_id, e.diff, l.leaf_index FROM trellis.audit_events e
+           JOIN trellis.audit_leaves l ON l.event_seq = e.seq
+          WHERE e.action = 'audit.prune' AND e.outcome = 'allowed'`,
+      );
+      let done = 0;
+      for (const m of marks) {
+        const c = checkPrune(m, Number(m.leaf_index), signer.verifierKey);
+        if (!("problem" in c)) done = Math.max(done, c.below);
+      }
+      if (below <= done) return { below: done, deleted: 0 };
+      // The rows about to go are checked against their leaves first: "old" comes from their
+      // own occurred_at, and a row backdated in SQL (or a leaf pointed at another row) must not
+      // get this server's signature on its deletion, which would take the evidence with it.
+      for await (const page of dbLeaves(tx, done, below, Number(r?.personal_from ?? 0))) {
+        for (const leaf of page) {
+          const c = checkLeaf(leaf, leaf.leaf_index, done);
+          if ("problem" in c)
+            halt(
+              `Retention refused to prune: ${c.problem.message}. Run \`trellis audit verify\`; no checkpoint is signed until it is resolved.`,
+            );
+        }
+        if (page.length === 0)
+          halt("Retention refused to prune: leaves below the mark are missing.");
+      }
       await audit.record(
         {
           requestId: "retention",
