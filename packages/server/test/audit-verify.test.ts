@@ -254,6 +254,20 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
     });
   });
 
+  it("a stored node planted past the tree (the sequencer would stop at it)", async () => {
+    const { rows } = await t.db.query<{ n: number }>(
+      "SELECT tree_size::int AS n FROM trellis.audit_log_state",
+    );
+    const next = Math.floor((rows[0]?.n as number) / 2); // level 1: not complete yet
+    await t.db.query("INSERT INTO trellis.audit_tree (level, idx, hash) VALUES (1, $1, $2)", [
+      next,
+      randomBytes(32),
+    ]);
+    const r = await verifyLog(t.db);
+    expect(r.problem).toMatchObject({ kind: "node_changed" });
+    expect(r.problem?.message).toContain(`node 1/${next},`);
+  });
+
   it("a tree size raised by hand fails at once instead of walking empty pages", async () => {
     await tamper("audit_log_state", (q) =>
       q.query("UPDATE trellis.audit_log_state SET tree_size = 1000000000000"),

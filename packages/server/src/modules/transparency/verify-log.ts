@@ -456,6 +456,26 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
   });
   if (opts.anchors) report.anchors = anchors;
   if (!report.ok) return report;
+  // Stored nodes past the tree (not complete at this size): nothing is built from them yet, but
+  // the sequencer's next insert there would fail and integration would stop. One index probe a
+  // level: node (L, i) is complete only while i < size >> L.
+  const { rows: ahead } = await q.query<{ level: number; idx: number }>(
+    `SELECT r.level, t.idx FROM generate_series(1, 62) AS r(level)
+       CROSS JOIN LATERAL (SELECT t.idx FROM trellis.audit_tree t
+                            WHERE t.level = r.level AND t.idx >= ($1::bigint >> r.level)
+                            ORDER BY t.idx LIMIT 1) t
+      LIMIT 1`,
+    [size],
+  );
+  if (ahead[0])
+    return {
+      ...report,
+      ok: false,
+      problem: {
+        kind: "node_changed",
+        message: `the stored tree holds node ${ahead[0].level}/${Number(ahead[0].idx)}, which the tree (${size} leaves) has not completed: rows were added (the sequencer would stop there)`,
+      },
+    };
   const { rows: loose } = await q.query<{ event_id: string }>(
     `SELECT e.event_id FROM trellis.audit_events e
       WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
