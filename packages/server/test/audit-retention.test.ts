@@ -12,6 +12,7 @@ describe("a prune's signed statement", () => {
   const log = newNoteSigner();
   const statement = (below: number, s = log) =>
     s.signStatement("audit.prune", {
+      event: "evt_p",
       below_leaf: below,
       cutoff: "2026-01-01T00:00:00.000Z",
       retention_days: 30,
@@ -41,6 +42,15 @@ describe("a prune's signed statement", () => {
     );
     expect(why(prune(8, statement(5)))).toMatch(/says below_leaf 8, its statement 5/);
     expect(why(prune(12, statement(12)))).toMatch(/reaches past itself/);
+    // The very statement of another prune event, replayed in a new one: a copy.
+    const replay = checkPrune(
+      { event_id: "evt_q", diff: { below_leaf: 5, statement: statement(5) } },
+      9,
+      log.verifierKey,
+    );
+    expect("problem" in replay && replay.problem.message).toMatch(
+      /signed for another event \(evt_p\)/,
+    );
     // …and no statement reads as a checkpoint.
     expect(() => verifyCheckpoint(statement(5), log.verifierKey)).toThrow(/not a decimal/);
     // One byte of the signed text changed.

@@ -25,6 +25,8 @@ export interface AuditRecord {
   policyIds?: readonly string[];
   /** What changed, for events that record a change (bounded: 8 KB as JSON). */
   diff?: Record<string, unknown>;
+  /** The event's id, when the caller needs it before the event exists (a statement signing it). */
+  eventId?: string;
 }
 
 // Attacker-controlled strings (URL ids, subjects) are bounded before they reach the log.
@@ -79,7 +81,7 @@ export const auditService = ({ db, clock }: { db: Db; clock: Clock }) => {
    */
   async function record(ctx: AuditContext, rec: AuditRecord, tx?: Queryable): Promise<string> {
     const event: NewAuditEvent = {
-      event_id: newId("event"),
+      event_id: rec.eventId ?? newId("event"),
       occurred_at: clock.now(),
       actor_id: clip(ctx.actorId),
       actor_role: ctx.actorRole,

@@ -13,6 +13,7 @@ import { parseCosignerKey, verifyCosignature } from "@trellis/sdk/verify";
 import type { Db, Queryable } from "../../db/db";
 import type { Clock } from "../../lib/clock";
 import { TrellisError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import type { AuditContext, AuditService } from "../audit/audit.service";
 import {
   appendLeaves,
@@ -503,6 +504,7 @@ export function transparencyService(deps: {
         if (page.length === 0)
           halt("Retention refused to prune: leaves below the mark are missing.");
       }
+      const pruneId = newId("event");
       await audit.record(
         {
           requestId: "retention",
@@ -514,12 +516,14 @@ export function transparencyService(deps: {
         {
           action: "audit.prune",
           resourceType: "audit_log",
+          eventId: pruneId,
           diff: {
             below_leaf: below,
             cutoff: cutoff.toISOString(),
             retention_days: days,
             // What tells this prune from one forged with database access alone.
             statement: signer.signStatement("audit.prune", {
+              event: pruneId, // bound to this event: a copy in another event is refused
               below_leaf: below,
               cutoff: cutoff.toISOString(),
               retention_days: days,
@@ -603,17 +607,20 @@ export function transparencyService(deps: {
         kept: rows.length - erasable.length,
         tokens: forgot.tokens,
       };
+      const eraseId = newId("event");
       const eventId = await audit.record(
         ctx,
         {
           action: "audit.erase",
           resourceType: "audit_subject",
           resourceId: subjectTag,
+          eventId: eraseId,
           diff: {
             ...result,
             // Signs which rows this erasure empties: `audit verify` refuses an erasure (or an
             // erased row) that the log's key did not sign.
             statement: signer.signStatement("audit.erase", {
+              event: eraseId,
               erased: erasable.length,
               events: erasureDigest(erasable.map((r) => r.event_id)),
             }),

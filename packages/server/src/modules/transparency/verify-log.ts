@@ -217,6 +217,8 @@ export function checkPrune(
   if (!Number.isSafeInteger(below) || below < 0 || below !== diff.below_leaf)
     return forged(`it says below_leaf ${diff.below_leaf}, its statement ${fields.below_leaf}`);
   if (below > leafIndex) return forged(`it reaches past itself (below leaf ${below})`);
+  if (fields.event !== String(event.event_id))
+    return forged(`its statement was signed for another event (${fields.event}): a copy`);
   return { below };
 }
 
@@ -514,7 +516,8 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
     let why: string | undefined;
     try {
       const f = verifyStatement(x.statement, key, "audit.erase");
-      if (Number(f.erased) !== x.erased.length || f.events !== erasureDigest(x.erased))
+      if (f.event !== x.event_id) why = `its statement was signed for another event (${f.event})`;
+      else if (Number(f.erased) !== x.erased.length || f.events !== erasureDigest(x.erased))
         why = `it signs ${f.erased} erased events, and ${x.erased.length} name it (or other ones)`;
     } catch (err) {
       why = (err as Error).message;
