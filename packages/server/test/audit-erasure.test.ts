@@ -11,7 +11,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
 import { verifyLog } from "../src/modules/transparency/verify-log";
-import { DATASTORES, issueToken, startTestApp, type TestApp } from "./harness";
+import { DATASTORES, issueToken, startTestApp, type TestApp, tamper } from "./harness";
 
 const EMAIL = "dana.personal@example.org";
 const PHONE = "+31 6 5555 0101";
@@ -337,15 +337,13 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
       [forged, JSON.stringify(real[0]?.diff)],
     );
     await t.app.transparency.flush();
-    await t.db.transaction(async (tx) => {
-      await tx.query("ALTER TABLE trellis.audit_events DISABLE TRIGGER USER");
-      await tx.query(
+    await tamper(t.db, "audit_events", (q) =>
+      q.query(
         `UPDATE trellis.audit_events SET erased_by = (SELECT seq FROM trellis.audit_events WHERE event_id = $2)
           WHERE event_id = $1`,
         [eveUpdate, forged],
-      );
-      await tx.query("ALTER TABLE trellis.audit_events ENABLE TRIGGER USER");
-    });
+      ),
+    );
     const r = await verifyLog(t.db);
     expect(r.ok).toBe(false);
     expect(r.problem).toMatchObject({ kind: "erasure_forged", event_id: forged });

@@ -16,6 +16,7 @@ import {
   newNoteSigner,
   startTestApp,
   type TestApp,
+  tamper as tamperAsOwner,
 } from "./harness";
 
 /**
@@ -48,11 +49,7 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
 
   /** Runs SQL as a malicious owner: the append-only triggers switched off for the change. */
   const tamper = (table: string, fn: (q: Queryable) => Promise<unknown>) =>
-    t.db.transaction(async (tx) => {
-      await tx.query(`ALTER TABLE trellis.${table} DISABLE TRIGGER USER`);
-      await fn(tx);
-      await tx.query(`ALTER TABLE trellis.${table} ENABLE TRIGGER USER`);
-    });
+    tamperAsOwner(t.db, table, fn);
 
   it("a modified event", async () => {
     const victim = ids[3] as string;
@@ -310,11 +307,9 @@ describe.each(DATASTORES)("retention over a tampered log on %s", (kind) => {
       for (let i = 0; i < 4; i++) await t.call({ method: "GET", url: "/admin/v1/templates" });
       await t.app.transparency.flush();
       await t.app.transparency.stop();
-      await t.db.transaction(async (tx) => {
-        await tx.query("ALTER TABLE trellis.audit_events DISABLE TRIGGER USER");
-        await tx.query("UPDATE trellis.audit_events SET occurred_at = '2000-01-01T00:00:00Z'");
-        await tx.query("ALTER TABLE trellis.audit_events ENABLE TRIGGER USER");
-      });
+      await tamperAsOwner(t.db, "audit_events", (q) =>
+        q.query("UPDATE trellis.audit_events SET occurred_at = '2000-01-01T00:00:00Z'"),
+      );
       const { rows: before } = await t.db.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM trellis.audit_events",
       );

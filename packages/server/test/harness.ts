@@ -343,3 +343,11 @@ export async function exportLogFile(
   writeFileSync(file, res.body);
   return { file, body: res.body };
 }
+
+/** Runs SQL as a malicious owner: the table's append-only triggers switched off for the change. */
+export const tamper = (db: Db, table: string, fn: (q: Queryable) => Promise<unknown>) =>
+  db.transaction(async (tx) => {
+    await tx.query(`ALTER TABLE trellis.${table} DISABLE TRIGGER USER`);
+    await fn(tx);
+    await tx.query(`ALTER TABLE trellis.${table} ENABLE TRIGGER USER`);
+  });

@@ -1,13 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseCosignerKey, verifyCosignature } from "@trellis/sdk/verify";
 import type { Db, Queryable } from "../../db/db";
@@ -31,7 +23,7 @@ import {
 } from "./log";
 import type { Hash } from "./merkle";
 import { erasureDigest, type NoteSigner } from "./note";
-import { checkLeaf, checkPrune, dbLeaves } from "./verify-log";
+import { anchorNames, checkLeaf, dbLeaves, pruneMarks } from "./verify-log";
 
 // Any constant; only one server integrates at a time (per tick, transaction-scoped).
 const SEQUENCER_LOCK = 7_311_2026;
@@ -176,13 +168,12 @@ export function transparencyService(deps: {
 
   /** The newest anchored checkpoint (size and root), read back from its file. */
   function newestAnchor(): { treeSize: number; root: Hash; file: string } | undefined {
-    let names: string[];
+    let last: string | undefined;
     try {
-      names = readdirSync(anchorDir).filter((n) => /^checkpoint-\d{16}$/.test(n));
+      last = anchorNames(anchorDir).at(-1);
     } catch {
       return undefined;
     }
-    const last = names.sort().at(-1);
     if (!last) return undefined;
     const file = join(anchorDir, last);
     const [, size, root] = readFileSync(file, "utf8").split("\n");
@@ -475,20 +466,7 @@ export function transparencyService(deps: {
       const below = Number(r?.keep ?? r?.size ?? 0);
       // Where the last prune stopped: only prunes this log signed count (a forged mark, which
       // `audit verify` names, must not stop retention either).
-      const { rows: marks } = await tx.query<{
-        event_id: string;
-        diff: unknown;
-        leaf_index: number;
-      }>(
-        `SELECT e.event_id, e.diff, l.leaf_index FROM trellis.audit_events e
-           JOIN trellis.audit_leaves l ON l.event_seq = e.seq
-          WHERE e.action = 'audit.prune' AND e.outcome = 'allowed'`,
-      );
-      let done = 0;
-      for (const m of marks) {
-        const c = checkPrune(m, Number(m.leaf_index), signer.verifierKey);
-        if (!("problem" in c)) done = Math.max(done, c.below);
-      }
+      const done = (await pruneMarks(tx, signer.verifierKey)).below;
       if (below <= done) return { below: done, deleted: 0 };
       // The rows about to go are checked against their leaves first: "old" comes from their
       // own occurred_at, and a row backdated in SQL (or a leaf pointed at another row) must not

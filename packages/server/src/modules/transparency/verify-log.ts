@@ -418,45 +418,29 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
   const checkpoints = cps.map((c) => ({ size: Number(c.tree_size), note: c.note, root: c.root }));
   // Rows the log itself says were pruned (retention): below the highest mark of a signed
   // `audit.prune` in the tree (the walk then checks that event's row against its leaf).
-  const { rows: prunes } = await q.query<{ event_id: string; diff: unknown; leaf_index: number }>(
-    `SELECT e.event_id, e.diff, l.leaf_index FROM trellis.audit_events e
-       JOIN trellis.audit_leaves l ON l.event_seq = e.seq
-      WHERE e.action = 'audit.prune' AND e.outcome = 'allowed' AND l.leaf_index < $1
-      ORDER BY l.leaf_index`,
-    [size],
-  );
-  let prunedBelow = 0;
+  const marks = await pruneMarks(q, key, size);
   const fresh = { ok: true, tree_size: size, events: 0, checkpoints: 0, pruned: 0 };
   const bySize = new Map(checkpoints.map((c) => [c.size, c.note]));
   for (const a of opts.anchors ?? []) {
     const note = bySize.get(a.size);
     if (note === a.note) continue;
-    return {
-      ...fresh,
-      ok: false,
-      problem: {
-        kind: "anchor_mismatch",
-        message:
-          note === undefined
-            ? `the anchor ${a.file} holds checkpoint ${a.size}, which the database does not (${a.size > size ? `the tree has ${size} leaves: restored from an older backup, or leaves removed` : "checkpoints removed"})`
-            : `the anchor ${a.file} holds another checkpoint of size ${a.size} than the database (the log forked, or its checkpoints were re-signed with another key)`,
-      },
-    };
+    return failed(fresh, {
+      kind: "anchor_mismatch",
+      message:
+        note === undefined
+          ? `the anchor ${a.file} holds checkpoint ${a.size}, which the database does not (${a.size > size ? `the tree has ${size} leaves: restored from an older backup, or leaves removed` : "checkpoints removed"})`
+          : `the anchor ${a.file} holds another checkpoint of size ${a.size} than the database (the log forked, or its checkpoints were re-signed with another key)`,
+    });
   }
-  for (const p of prunes) {
-    const c = checkPrune(p, Number(p.leaf_index), key);
-    if ("problem" in c) return { ...fresh, ok: false, problem: c.problem };
-    prunedBelow = Math.max(prunedBelow, c.below);
-  }
-  const anchors = opts.anchors?.length ?? 0;
+  if (marks.forged) return failed(fresh, marks.forged);
   const report = await verifyLeaves(dbLeaves(q, 0, size, personalFrom), {
     size,
     checkpoints,
     key,
-    prunedBelow,
+    prunedBelow: marks.below,
     onProgress: opts.onProgress,
   });
-  if (opts.anchors) report.anchors = anchors;
+  if (opts.anchors) report.anchors = opts.anchors.length;
   if (!report.ok) return report;
   // Stored nodes past the tree (not complete at this size): nothing is built from them yet, but
   // the sequencer's next insert there would fail and integration would stop. One index probe a
@@ -470,14 +454,10 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
     [size],
   );
   if (ahead[0])
-    return {
-      ...report,
-      ok: false,
-      problem: {
-        kind: "node_changed",
-        message: `the stored tree holds node ${ahead[0].level}/${Number(ahead[0].idx)}, which the tree (${size} leaves) has not completed: rows were added (the sequencer would stop there)`,
-      },
-    };
+    return failed(report, {
+      kind: "node_changed",
+      message: `the stored tree holds node ${ahead[0].level}/${Number(ahead[0].idx)}, which the tree (${size} leaves) has not completed: rows were added (the sequencer would stop there)`,
+    });
   const { rows: loose } = await q.query<{ event_id: string }>(
     `SELECT e.event_id FROM trellis.audit_events e
       WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
@@ -523,41 +503,62 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
       why = (err as Error).message;
     }
     if (why)
-      return {
-        ...report,
-        ok: false,
-        problem: {
-          kind: "erasure_forged",
-          event_id: x.event_id,
-          message: `the audit.erase event ${x.event_id} is not the server's own erasure of the events that name it: ${why} (personal data was removed behind the log's back)`,
-        },
-      };
+      return failed(report, {
+        kind: "erasure_forged",
+        event_id: x.event_id,
+        message: `the audit.erase event ${x.event_id} is not the server's own erasure of the events that name it: ${why} (personal data was removed behind the log's back)`,
+      });
   }
   if (unlogged[0])
-    return {
-      ...report,
-      ok: false,
-      problem: {
-        kind: "erasure_unlogged",
-        event_id: unlogged[0].event_id,
-        message: `event ${unlogged[0].event_id} was erased (its actor and personal part replaced by their commitment), but no erasure in the log says so: removed behind the log's back (or by an erasure of the last second, not in the log yet: run again)`,
-      },
-    };
+    return failed(report, {
+      kind: "erasure_unlogged",
+      event_id: unlogged[0].event_id,
+      message: `event ${unlogged[0].event_id} was erased (its actor and personal part replaced by their commitment), but no erasure in the log says so: removed behind the log's back (or by an erasure of the last second, not in the log yet: run again)`,
+    });
   if (loose[0])
-    return {
-      ...report,
-      ok: false,
-      problem: {
-        kind: "not_in_log",
-        event_id: loose[0].event_id,
-        message: `event ${loose[0].event_id} is in the database but not in the log (inserted behind the log's back, or written in the last second: run again with the server stopped)`,
-      },
-    };
+    return failed(report, {
+      kind: "not_in_log",
+      event_id: loose[0].event_id,
+      message: `event ${loose[0].event_id} is in the database but not in the log (inserted behind the log's back, or written in the last second: run again with the server stopped)`,
+    });
   return report;
 }
 
-/** The checkpoints of an anchor folder (`checkpoint-<size, 16 digits>` files); none if it is absent. */
-export function readAnchors(dir: string): Array<{ size: number; note: string; file: string }> {
+const failed = (report: VerifyReport, problem: VerifyProblem): VerifyReport => ({
+  ...report,
+  ok: false,
+  problem,
+});
+
+/**
+ * The retention marks in the log: the highest `below_leaf` of the `audit.prune` events in the
+ * tree (below `size`) that the key signed, and the first one it did not sign, if any. `audit
+ * verify` fails on that one; the server's own prune starts from the signed mark either way.
+ */
+export async function pruneMarks(
+  q: Queryable,
+  key: string,
+  size = Number.MAX_SAFE_INTEGER,
+): Promise<{ below: number; forged?: VerifyProblem }> {
+  const { rows } = await q.query<{ event_id: string; diff: unknown; leaf_index: number }>(
+    `SELECT e.event_id, e.diff, l.leaf_index FROM trellis.audit_events e
+       JOIN trellis.audit_leaves l ON l.event_seq = e.seq
+      WHERE e.action = 'audit.prune' AND e.outcome = 'allowed' AND l.leaf_index < $1
+      ORDER BY l.leaf_index`,
+    [size],
+  );
+  let below = 0;
+  let forged: VerifyProblem | undefined;
+  for (const p of rows) {
+    const c = checkPrune(p, Number(p.leaf_index), key);
+    if ("problem" in c) forged ??= c.problem;
+    else below = Math.max(below, c.below);
+  }
+  return { below, forged };
+}
+
+/** An anchor folder's checkpoint files, oldest first (names sort by size); none if it is absent. */
+export function anchorNames(dir: string): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -565,14 +566,16 @@ export function readAnchors(dir: string): Array<{ size: number; note: string; fi
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
   }
-  return names
-    .filter((n) => /^checkpoint-\d{16}$/.test(n))
-    .sort()
-    .map((n) => ({
-      size: Number(n.slice("checkpoint-".length)),
-      note: readFileSync(join(dir, n), "utf8"),
-      file: join(dir, n),
-    }));
+  return names.filter((n) => /^checkpoint-\d{16}$/.test(n)).sort();
+}
+
+/** The checkpoints of an anchor folder (`checkpoint-<size, 16 digits>` files); none if it is absent. */
+export function readAnchors(dir: string): Array<{ size: number; note: string; file: string }> {
+  return anchorNames(dir).map((n) => ({
+    size: Number(n.slice("checkpoint-".length)),
+    note: readFileSync(join(dir, n), "utf8"),
+    file: join(dir, n),
+  }));
 }
 
 /** The database's leaves with their events, in index order, read a few pages ahead. */
