@@ -6,7 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ADMIN_TOKEN, startTestApp, type TestApp } from "../../server/test/harness";
+import {
+  ADMIN_TOKEN,
+  describeOnPostgres,
+  fillAuditLog,
+  startTestApp,
+  type TestApp,
+  tamper,
+} from "../../server/test/harness";
 import { run, USAGE } from "../src/cli";
 
 const BIN = fileURLToPath(new URL("../bin/trellis.js", import.meta.url));
@@ -886,4 +893,46 @@ describe("trellis audit verify (reads the embedded datastore; no server needed)"
     expect((await cli(["audit", "verify", "--file", join(dir, "x")], vars)).code).toBe(2); // no --key
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
+});
+
+describeOnPostgres("trellis audit verify on PostgreSQL (worker threads on a large log)", () => {
+  it("the installed command verifies 60 000 events with its workers, and names a changed one", async () => {
+    const t = await startTestApp("postgres");
+    try {
+      await fillAuditLog(t, 60_000); // past the 50 000 leaves from which workers start
+      const { DATABASE_URL: _, ...parentEnv } = process.env;
+      const viaBin = () =>
+        spawnSync(process.execPath, [BIN, "audit", "verify"], {
+          env: {
+            ...parentEnv,
+            DATABASE_URL: t.url,
+            TRELLIS_DATA_DIR: t.dataDir,
+            TRELLIS_ADMIN_TOKEN: ADMIN_TOKEN,
+            TRELLIS_LOG_LEVEL: "silent",
+          },
+          encoding: "utf8",
+        });
+      const ok = viaBin();
+      expect(ok.stdout, ok.stderr).toMatch(
+        /^ok: 60000 events and [1-9]\d* signed checkpoints verify/,
+      );
+      expect(ok.status).toBe(0);
+      const { rows } = await t.db.query<{ event_id: string }>(
+        `SELECT e.event_id FROM trellis.audit_events e
+           JOIN trellis.audit_leaves l ON l.event_seq = e.seq WHERE l.leaf_index = 54321`,
+      );
+      await tamper(t.db, "audit_events", (q) =>
+        q.query("UPDATE trellis.audit_events SET resource_id = 'x' WHERE event_id = $1", [
+          rows[0]?.event_id,
+        ]),
+      );
+      const bad = viaBin();
+      expect(bad.status, bad.stderr).toBe(1);
+      expect(bad.stdout).toContain(
+        `FAILED (event_changed): event ${rows[0]?.event_id} (leaf 54321)`,
+      );
+    } finally {
+      await t.close();
+    }
+  }, 120_000);
 });

@@ -3,7 +3,7 @@
  *   npx tsx packages/server/bench/verify-only.ts setup   # a fresh database with N events, integrated
  *   npx tsx packages/server/bench/verify-only.ts         # RUNS verifications of it, events/s each
  *   npx tsx packages/server/bench/verify-only.ts drop    # removes the database
- * N (default 200000), RUNS (default 2); BENCH_DATABASE_URL names the server (default the local
+ * N (default 200000), RUNS (default 2), WORKERS (worker threads, default 0: all in this one); BENCH_DATABASE_URL names the server (default the local
  * test server); the database is `trellis_verify_bench` on it. Events come from 50 subjects.
  */
 import { randomBytes } from "node:crypto";
@@ -64,7 +64,8 @@ if (mode === "setup") {
   const db = await openPostgres(url.toString(), 20);
   for (let i = 0; i < Number(process.env.RUNS ?? 2); i++) {
     const t0 = performance.now();
-    const r = await verifyLog(db);
+    const count = Number(process.env.WORKERS ?? 0);
+    const r = await verifyLog(db, count > 0 ? { workers: { url: url.toString(), count } } : {});
     const rate = r.events / ((performance.now() - t0) / 1000);
     console.log(
       `verify ${r.ok ? "ok" : "FAILED"}: ${r.events} events, ${rate.toFixed(0)} events/s`,

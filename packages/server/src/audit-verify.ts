@@ -1,6 +1,11 @@
 import { parseConfig } from "./config/config";
 import { openStore } from "./main";
-import { readAnchors, type VerifyReport, verifyLog } from "./modules/transparency/verify-log";
+import {
+  readAnchors,
+  type VerifyReport,
+  verifyLog,
+  verifyWorkers,
+} from "./modules/transparency/verify-log";
 
 /**
  * `trellis audit verify` against the datastore the configuration names (the embedded folder
@@ -14,7 +19,12 @@ export async function verifyStoredLog(
   const config = parseConfig(env);
   const { db, release } = await openStore(config);
   try {
-    return await verifyLog(db, { ...opts, anchors: readAnchors(config.auditAnchorDir) });
+    return await verifyLog(db, {
+      ...opts,
+      anchors: readAnchors(config.auditAnchorDir),
+      // On PostgreSQL, pages are read and checked in worker threads on their own connections.
+      workers: verifyWorkers(config.databaseUrl),
+    });
   } finally {
     await db.close();
     await release();

@@ -4,10 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { canonicalJson, leafHash } from "@trellis/sdk/verify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Queryable } from "../src/db/db";
+import type { DatastoreKind, Queryable } from "../src/db/db";
 import { eventSalt, personalCommitment } from "../src/modules/transparency/log";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
-import { nodesCompletedIn, readAnchors, verifyLog } from "../src/modules/transparency/verify-log";
+import {
+  nodesCompletedIn,
+  readAnchors,
+  type VerifyOptions,
+  verifyLog,
+  verifyLog as verifyLogIn,
+} from "../src/modules/transparency/verify-log";
 import {
   createApp,
   DATASTORES,
@@ -23,7 +29,20 @@ import {
  * The six ways to tamper with a stored log, each done in SQL as the owner (who must first
  * switch off the append-only triggers), and each caught by `audit verify` naming what.
  */
-describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
+/**
+ * Each case runs on each datastore, and on PostgreSQL once more with the pages read and checked
+ * by worker threads (as `trellis audit verify` does there on large logs): same problems found.
+ */
+const MODES: Array<[DatastoreKind, "in-process" | "workers"]> = DATASTORES.flatMap(
+  (kind): Array<[DatastoreKind, "in-process" | "workers"]> =>
+    kind === "postgres"
+      ? [
+          [kind, "in-process"],
+          [kind, "workers"],
+        ]
+      : [[kind, "in-process"]],
+);
+describe.each(MODES)("audit verify catches tampering on %s (%s)", (kind, mode) => {
   let t: TestApp;
   let ids: string[];
   beforeEach(async () => {
@@ -46,6 +65,14 @@ describe.each(DATASTORES)("audit verify catches tampering on %s", (kind) => {
     expect((await verifyLog(t.db)).ok).toBe(true);
   });
   afterEach(() => t?.close());
+  /** verifyLog as this mode runs it. */
+  const verifyLog = (db: Queryable, opts: VerifyOptions = {}) =>
+    verifyLogIn(
+      db,
+      mode === "workers"
+        ? { ...opts, workers: { url: t.url as string, count: 2, minLeaves: 0 } }
+        : opts,
+    );
 
   /** Runs SQL as a malicious owner: the append-only triggers switched off for the change. */
   const tamper = (table: string, fn: (q: Queryable) => Promise<unknown>) =>

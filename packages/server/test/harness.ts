@@ -351,3 +351,22 @@ export const tamper = (db: Db, table: string, fn: (q: Queryable) => Promise<unkn
     await fn(tx);
     await tx.query(`ALTER TABLE trellis.${table} ENABLE TRIGGER USER`);
   });
+
+/**
+ * `n` events written straight into the log (as the gateway writes them, from 50 actors) and
+ * integrated: a log large enough for many pages in a second or two. The sequencer is stopped
+ * first and stays stopped, as `audit verify` runs.
+ */
+export async function fillAuditLog(t: TestApp, n: number): Promise<void> {
+  await t.app.transparency.stop();
+  await t.db.query(
+    `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
+       resource_type, resource_id, app_id, token_id, policy_ids, outcome, request_id)
+     SELECT 'evt_f' || g, now(), 'user-' || (g % 50), 'app_user', 'submission.create',
+            'submission', md5(g::text), 'app_f', 'tok_f', ARRAY['owner-write.create'],
+            'allowed', 'req_f' || g
+       FROM generate_series(1, $1::int) g`,
+    [n],
+  );
+  for (;;) if (!(await t.app.transparency.tick())) break;
+}

@@ -5,6 +5,7 @@ import type { Db } from "../../db/db";
 import { lineStream } from "../../lib/line-stream";
 import { canonicalEvent, EVENT_COLUMNS, type EventRow, publicForm, SUBJECT_KEY_JOIN } from "./log";
 import {
+  checkedPages,
   checkPrune,
   type LeafRecord,
   type VerifyProblem,
@@ -144,7 +145,7 @@ export async function verifyLogFile(
   const checkpoints = (
     (header.checkpoints ?? []) as Array<{ tree_size: number; note: string }>
   ).map((c) => ({ size: Number(c.tree_size), note: c.note }));
-  const report = await verifyLeaves(leaves(), {
+  const report = await verifyLeaves(checkedPages(leaves(), claimedPrune), {
     size,
     checkpoints,
     key,

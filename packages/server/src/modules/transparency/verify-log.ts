@@ -1,19 +1,33 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { verifyCheckpoint } from "@trellis/sdk/verify";
 import type { Queryable } from "../../db/db";
-import {
-  canonicalLeafHashB64,
-  EVENT_COLUMNS_STORED,
-  type EventRow,
-  HASHED_COLUMNS,
-  HASHED_PARTS,
-  hashedEvent,
-  SubjectKeyMissing,
-} from "./log";
 import { nodeHashB64 } from "./merkle";
 import { erasureDigest, verifierKeyFor, verifyStatement } from "./note";
+import {
+  type CheckedPage,
+  checkPage,
+  type LeafPage,
+  leafRecords,
+  PAGE,
+  type StoredNodes,
+  type SubjectKeys,
+  storedNodes,
+  type VerifyProblem,
+} from "./verify-pages";
+import { VerifyPool } from "./verify-pool";
+
+export {
+  type CheckedPage,
+  checkLeaf,
+  type LeafPage,
+  type LeafRecord,
+  nodesCompletedIn,
+  type StoredNodes,
+  type VerifyProblem,
+} from "./verify-pages";
 
 /**
  * `trellis audit verify`: everything the log claims, recomputed from the events themselves.
@@ -23,30 +37,6 @@ import { erasureDigest, verifierKeyFor, verifyStatement } from "./note";
  * size, which also proves all checkpoints consistent with one another. Events that are in the
  * database but not in the tree are reported. Stops at the first problem and names it.
  */
-export interface VerifyProblem {
-  kind:
-    | "leaf_missing"
-    | "event_missing"
-    | "event_changed"
-    | "checkpoint_signature"
-    | "checkpoint_root"
-    | "not_in_log"
-    | "erasure_unlogged"
-    /** An `audit.prune` or `audit.erase` event the log's key did not sign (or signed otherwise). */
-    | "prune_forged"
-    | "erasure_forged"
-    | "tree_size"
-    /** The anchor folder (outside the database) holds a checkpoint the database lacks or has otherwise. */
-    | "anchor_mismatch"
-    /** A stored interior node of the tree (what roots and proofs are built from) is not its leaves'. */
-    | "node_changed"
-    /** An export's leaves past its newest signed checkpoint: nothing vouches for them. */
-    | "unsigned";
-  message: string;
-  event_id?: string;
-  leaf_index?: number;
-}
-
 export interface VerifyReport {
   ok: boolean;
   tree_size: number;
@@ -58,8 +48,6 @@ export interface VerifyReport {
   anchors?: number;
   problem?: VerifyProblem;
 }
-
-const PAGE = 10_000;
 
 /** A compact range [0, n): the roots of the perfect subtrees, left to right. */
 class CompactRange {
@@ -93,98 +81,6 @@ class CompactRange {
     }
     return acc;
   }
-}
-
-/**
- * One leaf as a verifier sees it: its stored hash and the event as its leaf hashes it
- * (canonical JSON; null when pruned or gone), or why that form cannot be made.
- */
-export interface LeafRecord {
-  leaf_index: number;
-  /** base64. */
-  leaf_hash: string;
-  canonical: string | null;
-  event_id?: string;
-  /** The event's seq, for messages about a missing event. */
-  event_seq?: number;
-  /** The event is there but its hashed form cannot be rebuilt (e.g. its subject key is gone). */
-  unbuildable?: string;
-}
-
-/**
- * A page of leaves in index order. From the database it also carries what the stored tree holds
- * for the interior nodes that complete within the page (see {@link nodesCompletedIn}), so the
- * verifier checks the nodes the server builds roots and proofs from, not only the leaves.
- */
-export type LeafPage = LeafRecord[] & { stored?: StoredNodes };
-
-export interface StoredNodes {
-  /**
-   * base64 SHA-256 of the stored hashes in the order the nodes complete (by the leaf that
-   * completes them, (idx + 1)·2^level, then level), and how many there are.
-   */
-  digest: string;
-  count: number;
-  /** Every one of them is 32 bytes. */
-  whole: boolean;
-  /** Reads them one by one, to name the first that differs. */
-  read(): Promise<Map<string, string>>;
-}
-
-/**
- * The interior nodes (level ≥ 1) that complete when leaves [from, to) are appended, as index
- * ranges per level: node (L, i) completes with leaf (i + 1)·2^L − 1.
- */
-export function nodesCompletedIn(from: number, to: number): Array<[number, number, number]> {
-  const out: Array<[number, number, number]> = [];
-  for (let level = 1, w = 2; w <= to; level++, w *= 2) {
-    const lo = Math.ceil((from + 1) / w) - 1;
-    const hi = Math.floor(to / w) - 1;
-    if (hi >= lo) out.push([level, lo, hi]);
-  }
-  return out;
-}
-
-/**
- * One leaf's own check: its event rehashed against the stored leaf hash (a missing event is
- * accepted only below `prunedBelow`). Returns the hash the tree takes, or the problem.
- */
-export function checkLeaf(
-  r: LeafRecord,
-  i: number,
-  prunedBelow: number,
-): { hash: string; pruned: boolean } | { problem: VerifyProblem } {
-  if (r.unbuildable !== undefined)
-    return {
-      problem: {
-        kind: "event_changed",
-        leaf_index: i,
-        event_id: r.event_id,
-        message: `event ${r.event_id} (leaf ${i}): ${r.unbuildable}`,
-      },
-    };
-  if (r.canonical === null) {
-    if (i >= prunedBelow)
-      return {
-        problem: {
-          kind: "event_missing",
-          leaf_index: i,
-          message: `leaf ${i}${r.event_seq !== undefined ? ` is event seq ${r.event_seq}, which` : "'s event"} is no longer there (deleted)`,
-        },
-      };
-    return { hash: r.leaf_hash, pruned: true }; // the hash stands for it
-  }
-  const h = canonicalLeafHashB64(r.canonical);
-  if (r.leaf_hash !== h)
-    return {
-      problem: {
-        kind: "event_changed",
-        leaf_index: i,
-        event_id: r.event_id,
-        message: `event ${r.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
-      },
-    };
-  return { hash: h, pruned: false };
 }
 
 /**
@@ -263,7 +159,7 @@ async function checkStoredNodes(
  * `prunedBelow`.
  */
 export async function verifyLeaves(
-  leaves: AsyncIterable<LeafPage>,
+  leaves: AsyncIterable<CheckedPage>,
   o: {
     size: number;
     /** `root` (base64): the stored root column, when the source has one. */
@@ -332,40 +228,33 @@ export async function verifyLeaves(
     nodeDigest.update(hash, "base64");
     made.push(hash);
   };
-  pages: for await (const page of leaves) {
+  for await (const page of leaves) {
     // A source gives no empty page while leaves are due: one means they are not there (a tree
     // size raised by hand would otherwise be walked page by page for ever).
-    if (page.length === 0 && i < o.size)
+    if (page.leaves === 0 && i < o.size)
       return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
     made = [];
     nodeDigest = createHash("sha256");
     const pageFrom = i;
-    for (const r of page) {
-      if (i >= o.size) break pages;
-      if (Number(r.leaf_index) !== i) {
-        const found = Number(r.leaf_index);
-        // What comes instead says more than "missing": a repeat or a leaf out of its place.
-        const instead =
-          found < i
-            ? `leaf ${found} again (a duplicate or leaves out of order)`
-            : `leaf ${found} (leaves removed or out of order)`;
-        return fail({
-          kind: "leaf_missing",
-          leaf_index: i,
-          message: `leaf ${i} is missing: found ${instead} where it should be`,
-        });
-      }
-      const c = checkLeaf(r, i, o.prunedBelow);
-      if ("problem" in c) return fail(c.problem);
-      range.append(c.hash);
-      if (c.pruned) report.pruned += 1;
-      else report.events += 1;
+    // Leaves past the tree's size are not the log's (an export's extra lines): not walked.
+    const take = Math.min(page.hashes.length, o.size - i);
+    for (let k = 0; k < take; k++) {
+      range.append(page.hashes[k] as string);
+      i += 1;
       if (next < o.checkpoints.length) {
         const bad = checkpointsHere();
         if (bad) return fail(bad);
       }
-      i += 1;
-      if (i % PAGE === 0 || i === o.size) o.onProgress?.(i, o.size);
+    }
+    let pruned = 0;
+    for (const k of page.pruned) if (k < take) pruned += 1;
+    report.pruned += pruned;
+    report.events += take - pruned;
+    if (i % PAGE === 0 || i === o.size) o.onProgress?.(i, o.size);
+    if (take < page.hashes.length) break;
+    if (page.problem) {
+      if (i < o.size) return fail(page.problem);
+      break;
     }
     if (page.stored) {
       const digest = nodeDigest.digest("base64");
@@ -395,6 +284,24 @@ export interface VerifyOptions {
    */
   anchors?: Array<{ size: number; note: string; file: string }>;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Read and check pages in worker threads on their own connections (PostgreSQL only: `url`
+   * names it), `count` of them, when the tree has at least `minLeaves` leaves (default 50 000:
+   * below that starting them costs more than they save). The main thread then only builds the
+   * tree; see docs/benchmarks.md.
+   */
+  workers?: { url: string; count: number; minLeaves?: number };
+}
+
+/**
+ * The worker threads a verify of the PostgreSQL log at `url` uses: one per core, up to 4; none
+ * on one core or on the embedded store (one process holds it, and its rows cannot be read from
+ * another thread). Two on this project's 2-core machine measured 1.14x the events per second
+ * of none (docs/benchmarks.md); more than the cores only took turns.
+ */
+export function verifyWorkers(url: string | undefined): VerifyOptions["workers"] {
+  const cores = availableParallelism();
+  return url && cores >= 2 ? { url, count: Math.min(cores, 4) } : undefined;
 }
 
 export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise<VerifyReport> {
@@ -433,13 +340,22 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
     });
   }
   if (marks.forged) return failed(fresh, marks.forged);
-  const report = await verifyLeaves(dbLeaves(q, 0, size, personalFrom), {
-    size,
-    checkpoints,
-    key,
-    prunedBelow: marks.below,
-    onProgress: opts.onProgress,
-  });
+  const w = opts.workers;
+  const pool =
+    w && w.count > 0 && size >= (w.minLeaves ?? 50_000)
+      ? new VerifyPool(w.count, { url: w.url, personalFrom, prunedBelow: marks.below })
+      : undefined;
+  let report: VerifyReport;
+  try {
+    report = await verifyLeaves(
+      pool
+        ? pooledLeaves(q, pool, size, w?.count ?? 1)
+        : checkedPages(dbLeaves(q, 0, size, personalFrom), marks.below),
+      { size, checkpoints, key, prunedBelow: marks.below, onProgress: opts.onProgress },
+    );
+  } finally {
+    await pool?.close();
+  }
   if (opts.anchors) report.anchors = opts.anchors.length;
   if (!report.ok) return report;
   // Stored nodes past the tree (not complete at this size): nothing is built from them yet, but
@@ -578,116 +494,21 @@ export function readAnchors(dir: string): Array<{ size: number; note: string; fi
   }));
 }
 
-/** The database's leaves with their events, in index order, read a few pages ahead. */
-export async function* dbLeaves(
-  q: Queryable,
+/**
+ * Pages fetched `ahead` at a time, yielded in order: the database reads the next pages (on other
+ * connections) while this process works on the current one.
+ */
+async function* prefetched<T>(
   start: number,
   end: number,
-  personalFrom: number,
-): AsyncGenerator<LeafPage> {
-  type Leaf = { leaf_index: number; event_seq: number; leaf_hash: string };
-  type Row = { leaf: Leaf; event: EventRow | undefined };
-  // Subject keys, read once per subject for the run (a verify meets few subjects per page).
-  const keys = new Map<string, Uint8Array | null>();
-  /**
-   * One page: its leaves by index, then their events by seq range (leaf order is commit order,
-   * so a page's seqs are close together), then the keys of subjects not met yet. Two range
-   * scans cost the database about a third of joining leaves to events row by row.
-   */
-  /** What the stored tree holds for the nodes completed in [from, to): see StoredNodes. */
-  const storedNodes = async (from: number, to: number): Promise<StoredNodes> => {
-    const ranges = nodesCompletedIn(from, to);
-    const args = [ranges.map((r) => r[0]), ranges.map((r) => r[1]), ranges.map((r) => r[2])];
-    // One index range per level. OFFSET 0 keeps each a parameterized scan of the primary key:
-    // as a plain join, PostgreSQL hashes the whole audit_tree for every page (250 ms at 1M
-    // leaves against 15 ms).
-    const join = `FROM unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
-       CROSS JOIN LATERAL (SELECT t.level, t.idx, t.hash FROM trellis.audit_tree t
-                            WHERE t.level = r.level AND t.idx BETWEEN r.lo AND r.hi OFFSET 0) t`;
-    const { rows } = await q.query<{ digest: string; n: number; whole: boolean | null }>(
-      `SELECT encode(sha256(coalesce(string_agg(t.hash, ''::bytea ORDER BY (t.idx + 1) << t.level, t.level), ''::bytea)), 'base64') AS digest,
-              count(*)::int AS n, bool_and(octet_length(t.hash) = 32) AS whole ${join}`,
-      args,
-    );
-    return {
-      digest: rows[0]?.digest ?? "",
-      count: Number(rows[0]?.n ?? 0),
-      whole: rows[0]?.whole !== false,
-      read: async () => {
-        const { rows: all } = await q.query<{ level: number; idx: number; hash: string }>(
-          `SELECT t.level, t.idx, encode(t.hash, 'base64') AS hash ${join}`,
-          args,
-        );
-        return new Map(all.map((n) => [`${n.level}/${Number(n.idx)}`, n.hash]));
-      },
-    };
-  };
-  const page = async (from: number): Promise<{ rows: Row[]; stored: StoredNodes }> => {
-    const to = Math.min(end, from + PAGE);
-    const [rows, stored] = await Promise.all([leafRows(from, to), storedNodes(from, to)]);
-    return { rows, stored };
-  };
-  const leafRows = async (from: number, to: number): Promise<Row[]> => {
-    const { rows: leaves } = await q.query<Leaf>(
-      `SELECT leaf_index, event_seq, encode(hash, 'base64') AS leaf_hash FROM trellis.audit_leaves
-        WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`,
-      [from, to],
-    );
-    if (leaves.length === 0) return [];
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
-    for (const l of leaves) {
-      const s = Number(l.event_seq);
-      if (s < lo) lo = s;
-      if (s > hi) hi = s;
-    }
-    // Leaves of the first form hash every stored column; the others only need the parts.
-    const cols = from < personalFrom ? `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}` : HASHED_COLUMNS;
-    const { rows: events } =
-      hi - lo < 4 * leaves.length
-        ? await q.query<EventRow>(
-            `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq >= $1 AND e.seq <= $2 ORDER BY e.seq`,
-            [lo, hi],
-          )
-        : await q.query<EventRow>(
-            `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq`,
-            [leaves.map((l) => l.event_seq)],
-          );
-    const unknown = new Set<string>();
-    for (const e of events)
-      if (typeof e.actor_id === "string" && !keys.has(e.actor_id)) unknown.add(e.actor_id);
-    if (unknown.size > 0) {
-      const { rows: found } = await q.query<{ subject: string; key: Uint8Array }>(
-        "SELECT subject, key FROM trellis.audit_subject_keys WHERE subject = ANY($1::text[])",
-        [[...unknown]],
-      );
-      if (keys.size + unknown.size > 100_000) keys.clear();
-      for (const a of unknown) keys.set(a, null);
-      for (const k of found) keys.set(k.subject, k.key);
-    }
-    for (const e of events)
-      if (typeof e.actor_id === "string") e.subject_key = keys.get(e.actor_id) ?? null;
-    // Leaf order is nearly seq order: walk both in step, and look up by seq only the few leaves
-    // that came late (a transaction that committed after later ones).
-    let bySeq: Map<number, EventRow> | undefined;
-    let j = 0;
-    return leaves.map((leaf) => {
-      const s = Number(leaf.event_seq);
-      while (j < events.length && Number((events[j] as EventRow).seq) < s) j += 1;
-      const e = events[j];
-      if (e !== undefined && Number(e.seq) === s) return { leaf, event: e };
-      bySeq ??= new Map(events.map((x) => [Number(x.seq), x]));
-      return { leaf, event: bySeq.get(s) };
-    });
-  };
-  // The database reads the next pages (on other pool connections) while this process hashes
-  // the current one: reading, not hashing, is the slower half.
-  const AHEAD = 3;
-  const queue: Array<Promise<{ rows: Row[]; stored: StoredNodes }>> = [];
+  ahead: number,
+  fetch: (from: number, to: number) => Promise<T>,
+): AsyncGenerator<T> {
+  const queue: Array<Promise<T>> = [];
   let nextFrom = start;
   const refill = () => {
-    while (queue.length < AHEAD && nextFrom < end) {
-      const p = page(nextFrom);
+    while (queue.length < ahead && nextFrom < end) {
+      const p = fetch(nextFrom, Math.min(end, nextFrom + PAGE));
       p.catch(() => {}); // awaited in turn; an early return must not leave it unhandled
       queue.push(p);
       nextFrom += PAGE;
@@ -695,29 +516,61 @@ export async function* dbLeaves(
   };
   for (let from = start; from < end; from += PAGE) {
     refill();
-    const { rows, stored } = await (queue.shift() as Promise<{ rows: Row[]; stored: StoredNodes }>);
+    const page = await (queue.shift() as Promise<T>);
     refill();
-    const out: LeafPage = new Array(rows.length);
-    out.stored = stored;
-    for (let j = 0; j < rows.length; j++) {
-      const { leaf, event } = rows[j] as Row;
-      const r: LeafRecord = {
-        leaf_index: Number(leaf.leaf_index),
-        leaf_hash: leaf.leaf_hash,
-        canonical: null,
-        event_id: event?.event_id,
-        event_seq: Number(leaf.event_seq),
-      };
-      out[j] = r;
-      if (!event) continue;
-      try {
-        r.canonical = hashedEvent(event, r.leaf_index < personalFrom, false).canonical;
-      } catch (err) {
-        if (!(err instanceof SubjectKeyMissing)) throw err;
-        r.canonical = "";
-        r.unbuildable = err.message;
-      }
-    }
-    yield out;
+    yield page;
   }
+}
+
+/**
+ * The database's leaves [start, end) with their events, in index order, read a few pages ahead,
+ * each page with the stored nodes that complete in it.
+ */
+export function dbLeaves(
+  q: Queryable,
+  start: number,
+  end: number,
+  personalFrom: number,
+): AsyncGenerator<LeafPage> {
+  const keys: SubjectKeys = new Map();
+  return prefetched(start, end, 3, async (from, to) => {
+    const [records, stored] = await Promise.all([
+      leafRecords(q, keys, from, to, personalFrom),
+      storedNodes(q, from, to),
+    ]);
+    const page: LeafPage = records;
+    page.stored = stored;
+    return page;
+  });
+}
+
+/** Pages of leaf records checked here, in this thread (the embedded store, an export file). */
+export async function* checkedPages(
+  pages: AsyncIterable<LeafPage>,
+  prunedBelow: number,
+): AsyncGenerator<CheckedPage> {
+  let from = 0;
+  for await (const page of pages) {
+    const checked = checkPage(page, from, prunedBelow);
+    checked.stored = page.stored;
+    from += page.length;
+    yield checked;
+  }
+}
+
+/**
+ * The database's leaves checked by the pool's workers, two pages in hand per worker, each with
+ * the stored nodes that complete in it (read here: the tree walk compares them).
+ */
+function pooledLeaves(
+  q: Queryable,
+  pool: VerifyPool,
+  size: number,
+  workers: number,
+): AsyncGenerator<CheckedPage> {
+  return prefetched(0, size, 2 * workers, async (from, to) => {
+    const [page, stored] = await Promise.all([pool.page(from, to), storedNodes(q, from, to)]);
+    page.stored = stored;
+    return page;
+  });
 }

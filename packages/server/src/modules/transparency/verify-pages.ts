@@ -1,0 +1,317 @@
+import type { Queryable } from "../../db/db";
+import {
+  canonicalLeafHashB64,
+  EVENT_COLUMNS_STORED,
+  type EventRow,
+  HASHED_COLUMNS,
+  HASHED_PARTS,
+  hashedEvent,
+  SubjectKeyMissing,
+} from "./log";
+
+/**
+ * `audit verify`'s per-page work, apart from the tree: reading a page of leaves with their
+ * events, and checking each leaf's event against its stored hash. Nothing here imports the SDK
+ * or the tree walk, so a worker thread (verify-worker.ts) runs the same code on its own
+ * connection while the main thread builds the tree.
+ */
+
+/** Leaves per page: what one query reads and one message carries. */
+export const PAGE = 10_000;
+
+export interface VerifyProblem {
+  kind:
+    | "leaf_missing"
+    | "event_missing"
+    | "event_changed"
+    | "checkpoint_signature"
+    | "checkpoint_root"
+    | "not_in_log"
+    | "erasure_unlogged"
+    /** An `audit.prune` or `audit.erase` event the log's key did not sign (or signed otherwise). */
+    | "prune_forged"
+    | "erasure_forged"
+    | "tree_size"
+    /** The anchor folder (outside the database) holds a checkpoint the database lacks or has otherwise. */
+    | "anchor_mismatch"
+    /** A stored interior node of the tree (what roots and proofs are built from) is not its leaves'. */
+    | "node_changed"
+    /** An export's leaves past its newest signed checkpoint: nothing vouches for them. */
+    | "unsigned";
+  message: string;
+  event_id?: string;
+  leaf_index?: number;
+}
+
+/**
+ * One leaf as a verifier sees it: its stored hash and the event as its leaf hashes it
+ * (canonical JSON; null when pruned or gone), or why that form cannot be made.
+ */
+export interface LeafRecord {
+  leaf_index: number;
+  /** base64. */
+  leaf_hash: string;
+  canonical: string | null;
+  event_id?: string;
+  /** The event's seq, for messages about a missing event. */
+  event_seq?: number;
+  /** The event is there but its hashed form cannot be rebuilt (e.g. its subject key is gone). */
+  unbuildable?: string;
+}
+
+/**
+ * A page of leaves in index order. From the database it also carries what the stored tree holds
+ * for the interior nodes that complete within the page (see {@link nodesCompletedIn}), so the
+ * verifier checks the nodes the server builds roots and proofs from, not only the leaves.
+ */
+export type LeafPage = LeafRecord[] & { stored?: StoredNodes };
+
+export interface StoredNodes {
+  /**
+   * base64 SHA-256 of the stored hashes in the order the nodes complete (by the leaf that
+   * completes them, (idx + 1)·2^level, then level), and how many there are.
+   */
+  digest: string;
+  count: number;
+  /** Every one of them is 32 bytes. */
+  whole: boolean;
+  /** Reads them one by one, to name the first that differs. */
+  read(): Promise<Map<string, string>>;
+}
+
+/**
+ * The interior nodes (level ≥ 1) that complete when leaves [from, to) are appended, as index
+ * ranges per level: node (L, i) completes with leaf (i + 1)·2^L − 1.
+ */
+export function nodesCompletedIn(from: number, to: number): Array<[number, number, number]> {
+  const out: Array<[number, number, number]> = [];
+  for (let level = 1, w = 2; w <= to; level++, w *= 2) {
+    const lo = Math.ceil((from + 1) / w) - 1;
+    const hi = Math.floor(to / w) - 1;
+    if (hi >= lo) out.push([level, lo, hi]);
+  }
+  return out;
+}
+
+/**
+ * One leaf's own check: its event rehashed against the stored leaf hash (a missing event is
+ * accepted only below `prunedBelow`). Returns the hash the tree takes, or the problem.
+ */
+export function checkLeaf(
+  r: LeafRecord,
+  i: number,
+  prunedBelow: number,
+): { hash: string; pruned: boolean } | { problem: VerifyProblem } {
+  if (r.unbuildable !== undefined)
+    return {
+      problem: {
+        kind: "event_changed",
+        leaf_index: i,
+        event_id: r.event_id,
+        message: `event ${r.event_id} (leaf ${i}): ${r.unbuildable}`,
+      },
+    };
+  if (r.canonical === null) {
+    if (i >= prunedBelow)
+      return {
+        problem: {
+          kind: "event_missing",
+          leaf_index: i,
+          message: `leaf ${i}${r.event_seq !== undefined ? ` is event seq ${r.event_seq}, which` : "'s event"} is no longer there (deleted)`,
+        },
+      };
+    return { hash: r.leaf_hash, pruned: true }; // the hash stands for it
+  }
+  const h = canonicalLeafHashB64(r.canonical);
+  if (r.leaf_hash !== h)
+    return {
+      problem: {
+        kind: "event_changed",
+        leaf_index: i,
+        event_id: r.event_id,
+        message: `event ${r.event_id} (leaf ${i}) differs from what was logged: the event or its stored hash was changed`,
+      },
+    };
+  return { hash: h, pruned: false };
+}
+
+/**
+ * A page of leaves after their own checks (see {@link checkPage}): the hash the tree takes for
+ * each leaf, up to the first problem. What crosses from a worker thread: a few strings, not
+ * the events.
+ */
+export interface CheckedPage {
+  /** Index of the page's first leaf. */
+  from: number;
+  /** Leaves the source gave (0: none were there). */
+  leaves: number;
+  /** base64, one per leaf before `problem`: the event's recomputed hash, or a pruned leaf's own. */
+  hashes: string[];
+  /** Offsets in the page of the leaves whose events were pruned (their stored hash stands). */
+  pruned: number[];
+  /** The page's first problem, at leaf `from + hashes.length`. */
+  problem?: VerifyProblem;
+  stored?: StoredNodes;
+}
+
+/**
+ * Each leaf of a page checked on its own: in its place (leaf `from + j`), its event rehashed
+ * against its stored hash (see {@link checkLeaf}). Stops at the first problem.
+ */
+export function checkPage(page: LeafRecord[], from: number, prunedBelow: number): CheckedPage {
+  const out: CheckedPage = { from, leaves: page.length, hashes: [], pruned: [] };
+  for (let j = 0; j < page.length; j++) {
+    const r = page[j] as LeafRecord;
+    const i = from + j;
+    if (Number(r.leaf_index) !== i) {
+      const found = Number(r.leaf_index);
+      // What comes instead says more than "missing": a repeat or a leaf out of its place.
+      const instead =
+        found < i
+          ? `leaf ${found} again (a duplicate or leaves out of order)`
+          : `leaf ${found} (leaves removed or out of order)`;
+      out.problem = {
+        kind: "leaf_missing",
+        leaf_index: i,
+        message: `leaf ${i} is missing: found ${instead} where it should be`,
+      };
+      return out;
+    }
+    const c = checkLeaf(r, i, prunedBelow);
+    if ("problem" in c) {
+      out.problem = c.problem;
+      return out;
+    }
+    if (c.pruned) out.pruned.push(j);
+    out.hashes.push(c.hash);
+  }
+  return out;
+}
+
+/** What the stored tree holds for the nodes completed in [from, to): see StoredNodes. */
+export async function storedNodes(q: Queryable, from: number, to: number): Promise<StoredNodes> {
+  const ranges = nodesCompletedIn(from, to);
+  const args = [ranges.map((r) => r[0]), ranges.map((r) => r[1]), ranges.map((r) => r[2])];
+  // One index range per level. OFFSET 0 keeps each a parameterized scan of the primary key:
+  // as a plain join, PostgreSQL hashes the whole audit_tree for every page (250 ms at 1M
+  // leaves against 15 ms).
+  const join = `FROM unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
+     CROSS JOIN LATERAL (SELECT t.level, t.idx, t.hash FROM trellis.audit_tree t
+                          WHERE t.level = r.level AND t.idx BETWEEN r.lo AND r.hi OFFSET 0) t`;
+  const { rows } = await q.query<{ digest: string; n: number; whole: boolean | null }>(
+    `SELECT encode(sha256(coalesce(string_agg(t.hash, ''::bytea ORDER BY (t.idx + 1) << t.level, t.level), ''::bytea)), 'base64') AS digest,
+            count(*)::int AS n, bool_and(octet_length(t.hash) = 32) AS whole ${join}`,
+    args,
+  );
+  return {
+    digest: rows[0]?.digest ?? "",
+    count: Number(rows[0]?.n ?? 0),
+    whole: rows[0]?.whole !== false,
+    read: async () => {
+      const { rows: all } = await q.query<{ level: number; idx: number; hash: string }>(
+        `SELECT t.level, t.idx, encode(t.hash, 'base64') AS hash ${join}`,
+        args,
+      );
+      return new Map(all.map((n) => [`${n.level}/${Number(n.idx)}`, n.hash]));
+    },
+  };
+}
+
+/**
+ * Subject keys a reader has met, by subject (null: none stored), read once per subject for the
+ * run: a verify meets few subjects per page.
+ */
+export type SubjectKeys = Map<string, Uint8Array | null>;
+
+/**
+ * Leaves [from, to) with their events as their leaves hash them: the leaves by index, then their
+ * events by seq range (leaf order is commit order, so a page's seqs are close together), then
+ * the keys of subjects not met yet. Two range scans cost the database about a third of joining
+ * leaves to events row by row.
+ */
+export async function leafRecords(
+  q: Queryable,
+  keys: SubjectKeys,
+  from: number,
+  to: number,
+  personalFrom: number,
+): Promise<LeafRecord[]> {
+  type Leaf = { leaf_index: number; event_seq: number; leaf_hash: string };
+  const { rows: leaves } = await q.query<Leaf>(
+    `SELECT leaf_index, event_seq, encode(hash, 'base64') AS leaf_hash FROM trellis.audit_leaves
+      WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`,
+    [from, to],
+  );
+  if (leaves.length === 0) return [];
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const l of leaves) {
+    const s = Number(l.event_seq);
+    if (s < lo) lo = s;
+    if (s > hi) hi = s;
+  }
+  // Leaves of the first form hash every stored column; the others only need the parts. No
+  // ORDER BY: the walk below takes events in any order, and sorting them made PostgreSQL sort
+  // the built rows (wide: the parts are computed before the sort), spilling to disk whenever it
+  // chose a bitmap scan (no statistics yet, as on a fresh or never-analyzed table). They come in
+  // seq order all the same from an index scan, and nearly so from a bitmap scan of this
+  // append-only table.
+  const cols = from < personalFrom ? `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}` : HASHED_COLUMNS;
+  const { rows: events } =
+    hi - lo < 4 * leaves.length
+      ? await q.query<EventRow>(
+          `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq >= $1 AND e.seq <= $2`,
+          [lo, hi],
+        )
+      : await q.query<EventRow>(
+          `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq = ANY($1::bigint[])`,
+          [leaves.map((l) => l.event_seq)],
+        );
+  const unknown = new Set<string>();
+  for (const e of events)
+    if (typeof e.actor_id === "string" && !keys.has(e.actor_id)) unknown.add(e.actor_id);
+  if (unknown.size > 0) {
+    const { rows: found } = await q.query<{ subject: string; key: Uint8Array }>(
+      "SELECT subject, key FROM trellis.audit_subject_keys WHERE subject = ANY($1::text[])",
+      [[...unknown]],
+    );
+    if (keys.size + unknown.size > 100_000) keys.clear();
+    for (const a of unknown) keys.set(a, null);
+    for (const k of found) keys.set(k.subject, k.key);
+  }
+  for (const e of events)
+    if (typeof e.actor_id === "string") e.subject_key = keys.get(e.actor_id) ?? null;
+  // Leaf order is nearly seq order, and so is the events': walk both in step, and look up by
+  // seq only the few leaves that came late (a transaction that committed after later ones) or
+  // events the scan gave out of order.
+  let bySeq: Map<number, EventRow> | undefined;
+  let j = 0;
+  const out: LeafRecord[] = new Array(leaves.length);
+  for (let k = 0; k < leaves.length; k++) {
+    const leaf = leaves[k] as Leaf;
+    const s = Number(leaf.event_seq);
+    while (j < events.length && Number((events[j] as EventRow).seq) < s) j += 1;
+    let event = events[j];
+    if (event === undefined || Number(event.seq) !== s) {
+      bySeq ??= new Map(events.map((x) => [Number(x.seq), x]));
+      event = bySeq.get(s);
+    }
+    const r: LeafRecord = {
+      leaf_index: Number(leaf.leaf_index),
+      leaf_hash: leaf.leaf_hash,
+      canonical: null,
+      event_id: event?.event_id,
+      event_seq: s,
+    };
+    out[k] = r;
+    if (!event) continue;
+    try {
+      r.canonical = hashedEvent(event, r.leaf_index < personalFrom, false).canonical;
+    } catch (err) {
+      if (!(err instanceof SubjectKeyMissing)) throw err;
+      r.canonical = "";
+      r.unbuildable = err.message;
+    }
+  }
+  return out;
+}

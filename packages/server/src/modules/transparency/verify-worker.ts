@@ -1,0 +1,38 @@
+import { parentPort, workerData } from "node:worker_threads";
+import { openPostgres } from "../../db/postgres";
+import { checkPage, leafRecords, type SubjectKeys } from "./verify-pages";
+
+/**
+ * A worker thread of `audit verify` (see verify-pool.ts): reads pages of leaves with their
+ * events on its own connections and checks each leaf, and answers the tree's hashes. The main
+ * thread only builds the tree from them; the two halves then run on two cores.
+ */
+export interface WorkerInit {
+  url: string;
+  personalFrom: number;
+  prunedBelow: number;
+}
+export type WorkerRequest = { id: number; from: number; to: number };
+export type WorkerReply =
+  | { id: number; page: import("./verify-pages").CheckedPage }
+  | { id: number; error: string };
+
+const port = parentPort;
+if (!port) throw new Error("verify-worker.ts runs as a worker thread");
+const init = workerData as WorkerInit;
+// Two connections: the next page's queries run while this thread hashes the current one.
+const db = await openPostgres(init.url, 2);
+const keys: SubjectKeys = new Map();
+port.on("message", async (m: WorkerRequest | "close") => {
+  if (m === "close") {
+    await db.close();
+    port.close();
+    return;
+  }
+  try {
+    const records = await leafRecords(db, keys, m.from, m.to, init.personalFrom);
+    port.postMessage({ id: m.id, page: checkPage(records, m.from, init.prunedBelow) });
+  } catch (err) {
+    port.postMessage({ id: m.id, error: (err as Error).message });
+  }
+});
