@@ -48,6 +48,7 @@ const JSON_OUT = process.env.BENCH_JSON || undefined;
 const POLICY_MS = intEnv("BENCH_POLICY_MS", 1000, 50, 60_000);
 /** Events the audit-log bench fills its log to (verify rate, proof latency); 0 skips it. */
 const AUDIT_EVENTS = intEnv("BENCH_AUDIT_EVENTS", 1_000_000, 0, 50_000_000);
+const VERIFY_RUNS = intEnv("BENCH_VERIFY_RUNS", 3, 1, 20);
 /** Diagnostic: also measure `sqlfn`, the gateway's SQL function called from an ungoverned route. */
 const DIAG = process.env.BENCH_DIAG === "1";
 /**
@@ -1097,7 +1098,8 @@ async function main() {
   log(`bench: policy decisions, ${ROUNDS} rounds x ${POLICY_MS} ms per variant…`);
   const policy = benchPolicy(ROUNDS, POLICY_MS);
 
-  const auditLog = AUDIT_EVENTS > 0 ? await benchAuditLog(BASE_URL, AUDIT_EVENTS, log) : undefined;
+  const auditLog =
+    AUDIT_EVENTS > 0 ? await benchAuditLog(BASE_URL, AUDIT_EVENTS, log, VERIFY_RUNS) : undefined;
 
   const meta = { postgres, cpus: availableParallelism() };
   process.stdout.write(report(results, meta));
