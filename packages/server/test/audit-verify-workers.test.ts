@@ -76,3 +76,30 @@ describeOnPostgres("audit verify with worker threads", () => {
     );
   });
 });
+
+describeOnPostgres("audit verify with worker threads, over a pruned log", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp("postgres", { TRELLIS_AUDIT_RETENTION_DAYS: "30" });
+    await fillAuditLog(t, 15_000);
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  it("counts the pruned leaves as one thread does, and names the rows gone once the prune event is deleted", async () => {
+    t.clock.advance(31 * 86_400); // every event is now past retention
+    const res = await t.app.transparency.prune();
+    expect(res.deleted).toBe(15_000);
+    for (;;) if (!(await t.app.transparency.tick())) break; // the audit.prune event itself
+    const one = await verifyLog(t.db);
+    expect(one).toMatchObject({ ok: true, pruned: 15_000, events: 1 });
+    const workers = { workers: { url: t.url as string, count: 2, minLeaves: 0 } };
+    expect(await verifyLog(t.db, workers)).toEqual(one);
+    // Without the prune event the log vouches for no prune: the rows below its mark are missing.
+    await tamper(t.db, "audit_events", (q) =>
+      q.query("DELETE FROM trellis.audit_events WHERE action = 'audit.prune'"),
+    );
+    const r = await verifyLog(t.db, workers);
+    expect(r.problem).toMatchObject({ kind: "event_missing", leaf_index: 0 });
+    expect(r.problem).toEqual((await verifyLog(t.db)).problem);
+  });
+});
