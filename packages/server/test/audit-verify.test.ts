@@ -234,7 +234,9 @@ describe.each(MODES)("audit verify catches tampering on %s (%s)", (kind, mode) =
       "INSERT INTO trellis.audit_checkpoints (tree_size, root, note, created_at) VALUES ($1, $2, $3, now())",
       [fork, randomBytes(32), note],
     );
-    expect((await verifyLog(t.db)).problem).toMatchObject({ kind: "checkpoint_root" });
+    const forked = await verifyLog(t.db);
+    expect(forked.problem).toMatchObject({ kind: "checkpoint_root" });
+    expect(forked.events).toBe(fork); // the leaves it walked, up to the forked size
     // Without the fork, a checkpoint whose signature no longer verifies is named too.
     await tamper("audit_checkpoints", async (q) => {
       await q.query("DELETE FROM trellis.audit_checkpoints WHERE tree_size = $1", [fork]);

@@ -238,18 +238,25 @@ export async function verifyLeaves(
     const pageFrom = i;
     // Leaves past the tree's size are not the log's (an export's extra lines): not walked.
     const take = Math.min(page.hashes.length, o.size - i);
+    /** Counts the page's first n leaves as events or pruned. */
+    const count = (n: number) => {
+      let pruned = 0;
+      for (const k of page.pruned) if (k < n) pruned += 1;
+      report.pruned += pruned;
+      report.events += n - pruned;
+    };
     for (let k = 0; k < take; k++) {
       range.append(page.hashes[k] as string);
       i += 1;
       if (next < o.checkpoints.length) {
         const bad = checkpointsHere();
-        if (bad) return fail(bad);
+        if (bad) {
+          count(k + 1);
+          return fail(bad);
+        }
       }
     }
-    let pruned = 0;
-    for (const k of page.pruned) if (k < take) pruned += 1;
-    report.pruned += pruned;
-    report.events += take - pruned;
+    count(take);
     if (i % PAGE === 0 || i === o.size) o.onProgress?.(i, o.size);
     if (take < page.hashes.length) break;
     if (page.problem) {
