@@ -356,7 +356,7 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
   try {
     report = await verifyLeaves(
       pool
-        ? pooledLeaves(q, pool, size, w?.count ?? 1)
+        ? pooledLeaves(q, pool, size)
         : checkedPages(dbLeaves(q, 0, size, personalFrom), marks.below),
       { size, checkpoints, key, prunedBelow: marks.below, onProgress: opts.onProgress },
     );
@@ -569,13 +569,8 @@ export async function* checkedPages(
  * The database's leaves checked by the pool's workers, two pages in hand per worker, each with
  * the stored nodes that complete in it (read here: the tree walk compares them).
  */
-function pooledLeaves(
-  q: Queryable,
-  pool: VerifyPool,
-  size: number,
-  workers: number,
-): AsyncGenerator<CheckedPage> {
-  return prefetched(0, size, 2 * workers, async (from, to) => {
+function pooledLeaves(q: Queryable, pool: VerifyPool, size: number): AsyncGenerator<CheckedPage> {
+  return prefetched(0, size, 2 * pool.count, async (from, to) => {
     const [page, stored] = await Promise.all([pool.page(from, to), storedNodes(q, from, to)]);
     page.stored = stored;
     return page;

@@ -2,6 +2,8 @@ import { Worker } from "node:worker_threads";
 import type { CheckedPage } from "./verify-pages";
 import type { WorkerInit, WorkerReply, WorkerRequest } from "./verify-worker";
 
+type Waiter = { resolve: (p: CheckedPage) => void; reject: (e: Error) => void };
+
 /**
  * Worker threads that read and check pages of leaves for `audit verify` on PostgreSQL (see
  * verify-worker.ts), each on its own connections. A page goes to the worker with the fewest
@@ -9,11 +11,9 @@ import type { WorkerInit, WorkerReply, WorkerRequest } from "./verify-worker";
  * A worker that fails (its connection refused, say) fails every page it holds.
  */
 export class VerifyPool {
-  private readonly workers: Array<{ worker: Worker; held: Set<number>; exited: boolean }> = [];
-  private readonly waiting = new Map<
-    number,
-    { resolve: (p: CheckedPage) => void; reject: (e: Error) => void }
-  >();
+  /** Each worker with the pages it holds (by request id: how to answer each) and whether it stopped. */
+  private readonly workers: Array<{ worker: Worker; held: Map<number, Waiter>; exited: boolean }> =
+    [];
   private nextId = 0;
   private closing = false;
   /** Why a worker stopped: pages are not given to a stopped worker, and none if all stopped. */
@@ -24,18 +24,14 @@ export class VerifyPool {
       const worker = new Worker(new URL("./verify-worker.mjs", import.meta.url), {
         workerData: init,
       });
-      const slot = { worker, held: new Set<number>(), exited: false };
+      const slot = { worker, held: new Map<number, Waiter>(), exited: false };
       const failAll = (err: Error) => {
         this.failure ??= err;
-        for (const id of slot.held) {
-          this.waiting.get(id)?.reject(err);
-          this.waiting.delete(id);
-        }
+        for (const w of slot.held.values()) w.reject(err);
         slot.held.clear();
       };
       worker.on("message", (m: WorkerReply) => {
-        const w = this.waiting.get(m.id);
-        this.waiting.delete(m.id);
+        const w = slot.held.get(m.id);
         slot.held.delete(m.id);
         if (!w) return;
         if ("error" in m) w.reject(new Error(m.error));
@@ -50,6 +46,10 @@ export class VerifyPool {
     }
   }
 
+  get count(): number {
+    return this.workers.length;
+  }
+
   /** Leaves [from, to), read and checked by a worker. */
   page(from: number, to: number): Promise<CheckedPage> {
     const live = this.workers.filter((w) => !w.exited);
@@ -58,8 +58,7 @@ export class VerifyPool {
     const slot = live.reduce((a, b) => (b.held.size < a.held.size ? b : a));
     const id = this.nextId++;
     return new Promise<CheckedPage>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      slot.held.add(id);
+      slot.held.set(id, { resolve, reject });
       slot.worker.postMessage({ id, from, to } satisfies WorkerRequest);
     });
   }

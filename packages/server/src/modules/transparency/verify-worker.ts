@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openPostgres } from "../../db/postgres";
-import { checkPage, leafRecords, type SubjectKeys } from "./verify-pages";
+import { type CheckedPage, checkPage, leafRecords, type SubjectKeys } from "./verify-pages";
 
 /**
  * A worker thread of `audit verify` (see verify-pool.ts): reads pages of leaves with their
@@ -13,9 +13,7 @@ export interface WorkerInit {
   prunedBelow: number;
 }
 export type WorkerRequest = { id: number; from: number; to: number };
-export type WorkerReply =
-  | { id: number; page: import("./verify-pages").CheckedPage }
-  | { id: number; error: string };
+export type WorkerReply = { id: number; page: CheckedPage } | { id: number; error: string };
 
 const port = parentPort;
 if (!port) throw new Error("verify-worker.ts runs as a worker thread");
