@@ -319,6 +319,13 @@ describe.each(DATASTORES)("audit erasure on %s", (kind) => {
       kind: "erasure_unlogged",
       event_id: eveUpdate,
     });
+    // verify's two indexes (migration 0015) only make it faster: an owner who drops them gets
+    // the same finding.
+    await t.db.query("DROP INDEX trellis.audit_events_erased, trellis.audit_events_governance");
+    expect((await verifyLog(t.db)).problem).toMatchObject({
+      kind: "erasure_unlogged",
+      event_id: eveUpdate,
+    });
   });
 
   it("an erasure forged with database access alone (a copied statement) is named by verify", async () => {

@@ -381,11 +381,23 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
       kind: "node_changed",
       message: `the stored tree holds node ${ahead[0].level}/${Number(ahead[0].idx)}, which the tree (${size} leaves) has not completed: rows were added (the sequencer would stop there)`,
     });
-  const { rows: loose } = await q.query<{ event_id: string }>(
-    `SELECT e.event_id FROM trellis.audit_events e
-      WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
-      ORDER BY e.seq LIMIT 1`,
+  // Every event row is some leaf's: the walk read report.events rows, one per leaf with its
+  // event. A table holding more holds one that is in no leaf. Counting is an index-only scan
+  // (40–70 ms at 1M rows); the anti-join that names the row reads both tables whole (0.4–0.55 s)
+  // and runs only then. (Two leaves naming one row, which the unique event_seq forbids, would
+  // make the counts meet over a loose row; but a second leaf of an event is a hash the tree did
+  // not hold there, and the walk fails on it first, wherever a checkpoint signs it.)
+  const { rows: counted } = await q.query<{ n: number | string }>(
+    "SELECT count(*) AS n FROM trellis.audit_events",
   );
+  const { rows: loose } =
+    Number(counted[0]?.n ?? 0) > report.events
+      ? await q.query<{ event_id: string }>(
+          `SELECT e.event_id FROM trellis.audit_events e
+            WHERE NOT EXISTS (SELECT 1 FROM trellis.audit_leaves l WHERE l.event_seq = e.seq)
+            ORDER BY e.seq LIMIT 1`,
+        )
+      : { rows: [] };
   // An erased event must name an erasure that is itself in the log.
   const { rows: unlogged } = await q.query<{ event_id: string }>(
     // Erased means all of: the commitment kept (a leaf of the second form then hashes it in place
