@@ -10,6 +10,11 @@ export interface QueryResult<T> {
 
 export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+  /**
+   * The same with each row as an array of its columns, in select order: for loops over many
+   * rows (`audit verify`), where an object per row with named keys costs more to build and read.
+   */
+  queryTuples<T extends unknown[]>(sql: string, params?: unknown[]): Promise<T[]>;
   /** Several statements, no parameters (migrations). */
   exec(sql: string): Promise<void>;
 }

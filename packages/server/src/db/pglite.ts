@@ -11,6 +11,10 @@ const wrap = (q: Pick<PGlite, "query" | "exec">): Queryable => ({
     const r = await q.query(sql, params as unknown[] | undefined, { parsers });
     return { rows: r.rows as never[], rowCount: r.affectedRows ?? r.rows.length };
   },
+  async queryTuples<T extends unknown[]>(sql: string, params?: unknown[]) {
+    const r = await q.query<T>(sql, params, { parsers, rowMode: "array" });
+    return r.rows;
+  },
   async exec(sql) {
     await q.exec(sql);
   },

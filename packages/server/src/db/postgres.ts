@@ -30,6 +30,14 @@ const wrap = (c: pg.Pool | pg.PoolClient): Queryable => ({
       : await c.query(sql);
     return { rows: r.rows, rowCount: r.rowCount ?? r.rows.length };
   },
+  async queryTuples<T extends unknown[]>(sql: string, params?: unknown[]) {
+    const r = await c.query<T>({
+      ...(params?.length ? { name: nameOf(sql), values: params } : {}),
+      text: sql,
+      rowMode: "array",
+    });
+    return r.rows;
+  },
   async exec(sql) {
     await c.query(sql);
   },

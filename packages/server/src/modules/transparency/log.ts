@@ -13,6 +13,7 @@ import {
   newNodes,
   nodeHash,
   nodeKey,
+  piecesLeafHash,
   taggedHash,
   taggedHashString,
   textLeafHash,
@@ -58,6 +59,33 @@ const SUBJECT_KEY = "k.key AS subject_key";
 export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}, ${SUBJECT_KEY}`;
 /** Only what a leaf of the second form needs (the sequencer, `audit verify`): no stored column twice. */
 export const HASHED_COLUMNS = `e.seq, e.event_id, e.actor_id, e.diff, e.erased_commitment, ${HASHED_PARTS}`;
+/** A row of HASHED_COLUMNS read as a tuple (Queryable.queryTuples), in its column order. */
+export type HashedTuple = [
+  seq: number,
+  event_id: string,
+  actor_id: string | null,
+  diff: Record<string, unknown> | null,
+  erased_commitment: Uint8Array | null,
+  c_head: string,
+  c_mid: string | null,
+  c_tail: string,
+];
+/**
+ * The row a HashedTuple is, with room for its subject's key: every row made here has one shape,
+ * so the loops reading them see one kind of object (the driver's rows take a new shape when a
+ * key is added to them).
+ */
+export const hashedRow = (t: HashedTuple): EventRow => ({
+  seq: t[0],
+  event_id: t[1],
+  actor_id: t[2],
+  diff: t[3],
+  erased_commitment: t[4],
+  c_head: t[5],
+  c_mid: t[6],
+  c_tail: t[7],
+  subject_key: null,
+});
 /** The same with the subject's key (use with EVENT_FROM). */
 export const HASHED_EVENT_COLUMNS = `${HASHED_COLUMNS}, ${SUBJECT_KEY}`;
 export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
@@ -206,7 +234,24 @@ export function hashedEvent(
   legacy: boolean,
   withOpening = true,
 ): { canonical: string; opening: Opening | null } {
-  if (legacy) return { canonical: canonicalFields(row, LEGACY_KEYS), opening: null };
+  const { pieces, opening } = hashedForm(row, legacy, withOpening);
+  return { canonical: pieces.length === 1 ? (pieces[0] as string) : pieces.join(""), opening };
+}
+
+/** The leaf hash of an event (see {@link hashedEvent}), without building its text. */
+export const eventLeafHash = (row: EventRow, legacy: boolean): Hash =>
+  piecesLeafHash(hashedForm(row, legacy, false).pieces, "buffer") as Hash;
+/** The same in base64 (the verifier's loop). */
+export const eventLeafHashB64 = (row: EventRow, legacy: boolean): string =>
+  piecesLeafHash(hashedForm(row, legacy, false).pieces, "base64") as string;
+
+/** hashedEvent's canonical JSON as the pieces it is joined from. */
+function hashedForm(
+  row: EventRow,
+  legacy: boolean,
+  withOpening: boolean,
+): { pieces: string[]; opening: Opening | null } {
+  if (legacy) return { pieces: [canonicalFields(row, LEGACY_KEYS)], opening: null };
   const { erased_commitment, subject_key } = row;
   const stored = row;
   let personal: string | null = null;
@@ -233,16 +278,24 @@ export function hashedEvent(
   const { c_head, c_mid, c_tail } = row;
   if (typeof c_head !== "string" || typeof c_tail !== "string")
     throw new Error("an audit event row must be read with EVENT_COLUMNS (its hashed parts)");
-  const p = personal === null ? "null" : `"${personal}"`;
   if (typeof c_mid !== "string") {
     // No diff: the database wrote `"diff":null` into the head.
     if (stored.diff !== null && stored.diff !== undefined)
       throw new Error("an audit event's hashed parts do not match its row");
-    return { canonical: `${c_head}${p}${c_tail}`, opening };
+    return {
+      pieces: personal === null ? [c_head, "null", c_tail] : [c_head, '"', personal, '"', c_tail],
+      opening,
+    };
   }
   const d = diff === null ? "null" : canonicalize(diff);
   if (d === undefined) throw new Error("audit event field diff has no canonical form");
-  return { canonical: `${c_head}${d}${c_mid}${p}${c_tail}`, opening };
+  return {
+    pieces:
+      personal === null
+        ? [c_head, d, c_mid, "null", c_tail]
+        : [c_head, d, c_mid, '"', personal, '"', c_tail],
+    opening,
+  };
 }
 
 /**

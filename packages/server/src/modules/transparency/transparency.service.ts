@@ -14,6 +14,7 @@ import {
   EVENT_COLUMNS,
   EVENT_FROM,
   type EventRow,
+  eventLeafHash,
   eventSalt,
   HASHED_EVENT_COLUMNS,
   hashedEvent,
@@ -294,7 +295,7 @@ export function transparencyService(deps: {
         size,
         rows.map((r, i) => ({
           seq: Number(r.seq),
-          hash: canonicalLeafHash(hashedEvent(r, size + i < personalFrom, false).canonical),
+          hash: eventLeafHash(r, size + i < personalFrom),
         })),
       );
       await tx.query(

@@ -3,9 +3,11 @@ import {
   canonicalLeafHashB64,
   EVENT_COLUMNS_STORED,
   type EventRow,
+  eventLeafHashB64,
   HASHED_COLUMNS,
   HASHED_PARTS,
-  hashedEvent,
+  type HashedTuple,
+  hashedRow,
   SubjectKeyMissing,
 } from "./log";
 
@@ -51,7 +53,16 @@ export interface LeafRecord {
   leaf_index: number;
   /** base64. */
   leaf_hash: string;
+  /**
+   * The event's canonical JSON (an export file's); null when pruned or gone, or when `rehash`
+   * stands for it.
+   */
   canonical: string | null;
+  /**
+   * The event's leaf hash, recomputed as it was read (base64): the database's pages hash each
+   * event from the parts it is built of, without joining them into its text.
+   */
+  rehash?: string;
   event_id?: string;
   /** The event's seq, for messages about a missing event. */
   event_seq?: number;
@@ -111,7 +122,7 @@ export function checkLeaf(
         message: `event ${r.event_id} (leaf ${i}): ${r.unbuildable}`,
       },
     };
-  if (r.canonical === null) {
+  if (r.canonical === null && r.rehash === undefined) {
     if (i >= prunedBelow)
       return {
         problem: {
@@ -122,7 +133,7 @@ export function checkLeaf(
       };
     return { hash: r.leaf_hash, pruned: true }; // the hash stands for it
   }
-  const h = canonicalLeafHashB64(r.canonical);
+  const h = r.rehash ?? canonicalLeafHashB64(r.canonical as string);
   if (r.leaf_hash !== h)
     return {
       problem: {
@@ -236,8 +247,9 @@ export async function leafRecords(
   to: number,
   personalFrom: number,
 ): Promise<LeafRecord[]> {
-  type Leaf = { leaf_index: number; event_seq: number; leaf_hash: string };
-  const { rows: leaves } = await q.query<Leaf>(
+  // Rows as tuples: named-key rows cost this loop more to build and to read (see hashedRow).
+  type Leaf = [leaf_index: number, event_seq: number, leaf_hash: string];
+  const leaves = await q.queryTuples<Leaf>(
     `SELECT leaf_index, event_seq, encode(hash, 'base64') AS leaf_hash FROM trellis.audit_leaves
       WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`,
     [from, to],
@@ -246,7 +258,7 @@ export async function leafRecords(
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
   for (const l of leaves) {
-    const s = Number(l.event_seq);
+    const s = l[1];
     if (s < lo) lo = s;
     if (s > hi) hi = s;
   }
@@ -256,17 +268,23 @@ export async function leafRecords(
   // chose a bitmap scan (no statistics yet, as on a fresh or never-analyzed table). They come in
   // seq order all the same from an index scan, and nearly so from a bitmap scan of this
   // append-only table.
-  const cols = from < personalFrom ? `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}` : HASHED_COLUMNS;
-  const { rows: events } =
-    hi - lo < 4 * leaves.length
-      ? await q.query<EventRow>(
-          `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq >= $1 AND e.seq <= $2`,
-          [lo, hi],
-        )
-      : await q.query<EventRow>(
-          `SELECT ${cols} FROM trellis.audit_events e WHERE e.seq = ANY($1::bigint[])`,
-          [leaves.map((l) => l.event_seq)],
-        );
+  const where =
+    hi - lo < 4 * leaves.length ? "e.seq >= $1 AND e.seq <= $2" : "e.seq = ANY($1::bigint[])";
+  const args = hi - lo < 4 * leaves.length ? [lo, hi] : [leaves.map((l) => l[1])];
+  const events: EventRow[] =
+    from < personalFrom
+      ? (
+          await q.query<EventRow>(
+            `SELECT ${EVENT_COLUMNS_STORED}, ${HASHED_PARTS} FROM trellis.audit_events e WHERE ${where}`,
+            args,
+          )
+        ).rows
+      : (
+          await q.queryTuples<HashedTuple>(
+            `SELECT ${HASHED_COLUMNS} FROM trellis.audit_events e WHERE ${where}`,
+            args,
+          )
+        ).map(hashedRow);
   const unknown = new Set<string>();
   for (const e of events)
     if (typeof e.actor_id === "string" && !keys.has(e.actor_id)) unknown.add(e.actor_id);
@@ -289,29 +307,32 @@ export async function leafRecords(
   const out: LeafRecord[] = new Array(leaves.length);
   for (let k = 0; k < leaves.length; k++) {
     const leaf = leaves[k] as Leaf;
-    const s = Number(leaf.event_seq);
+    const s = leaf[1];
     while (j < events.length && Number((events[j] as EventRow).seq) < s) j += 1;
     let event = events[j];
     if (event === undefined || Number(event.seq) !== s) {
       bySeq ??= new Map(events.map((x) => [Number(x.seq), x]));
       event = bySeq.get(s);
     }
-    const r: LeafRecord = {
-      leaf_index: Number(leaf.leaf_index),
-      leaf_hash: leaf.leaf_hash,
-      canonical: null,
+    let rehash: string | undefined;
+    let unbuildable: string | undefined;
+    if (event)
+      try {
+        rehash = eventLeafHashB64(event, leaf[0] < personalFrom);
+      } catch (err) {
+        if (!(err instanceof SubjectKeyMissing)) throw err;
+        unbuildable = err.message;
+      }
+    // Every record with all its fields, in one order: one shape for checkPage to read.
+    out[k] = {
+      leaf_index: leaf[0],
+      leaf_hash: leaf[2],
+      canonical: unbuildable === undefined ? null : "",
+      rehash,
       event_id: event?.event_id,
       event_seq: s,
+      unbuildable,
     };
-    out[k] = r;
-    if (!event) continue;
-    try {
-      r.canonical = hashedEvent(event, r.leaf_index < personalFrom, false).canonical;
-    } catch (err) {
-      if (!(err instanceof SubjectKeyMissing)) throw err;
-      r.canonical = "";
-      r.unbuildable = err.message;
-    }
   }
   return out;
 }
