@@ -13,7 +13,6 @@ import {
   newNodes,
   nodeHash,
   nodeKey,
-  piecesLeafHash,
   taggedHash,
   taggedHashString,
   textLeafHash,
@@ -234,24 +233,7 @@ export function hashedEvent(
   legacy: boolean,
   withOpening = true,
 ): { canonical: string; opening: Opening | null } {
-  const { pieces, opening } = hashedForm(row, legacy, withOpening);
-  return { canonical: pieces.length === 1 ? (pieces[0] as string) : pieces.join(""), opening };
-}
-
-/** The leaf hash of an event (see {@link hashedEvent}), without building its text. */
-export const eventLeafHash = (row: EventRow, legacy: boolean): Hash =>
-  piecesLeafHash(hashedForm(row, legacy, false).pieces, "buffer") as Hash;
-/** The same in base64 (the verifier's loop). */
-export const eventLeafHashB64 = (row: EventRow, legacy: boolean): string =>
-  piecesLeafHash(hashedForm(row, legacy, false).pieces, "base64") as string;
-
-/** hashedEvent's canonical JSON as the pieces it is joined from. */
-function hashedForm(
-  row: EventRow,
-  legacy: boolean,
-  withOpening: boolean,
-): { pieces: string[]; opening: Opening | null } {
-  if (legacy) return { pieces: [canonicalFields(row, LEGACY_KEYS)], opening: null };
+  if (legacy) return { canonical: canonicalFields(row, LEGACY_KEYS), opening: null };
   const { erased_commitment, subject_key } = row;
   const stored = row;
   let personal: string | null = null;
@@ -278,25 +260,24 @@ function hashedForm(
   const { c_head, c_mid, c_tail } = row;
   if (typeof c_head !== "string" || typeof c_tail !== "string")
     throw new Error("an audit event row must be read with EVENT_COLUMNS (its hashed parts)");
+  const p = personal === null ? "null" : `"${personal}"`;
   if (typeof c_mid !== "string") {
     // No diff: the database wrote `"diff":null` into the head.
     if (stored.diff !== null && stored.diff !== undefined)
       throw new Error("an audit event's hashed parts do not match its row");
-    return {
-      pieces: personal === null ? [c_head, "null", c_tail] : [c_head, '"', personal, '"', c_tail],
-      opening,
-    };
+    return { canonical: `${c_head}${p}${c_tail}`, opening };
   }
   const d = diff === null ? "null" : canonicalize(diff);
   if (d === undefined) throw new Error("audit event field diff has no canonical form");
-  return {
-    pieces:
-      personal === null
-        ? [c_head, d, c_mid, "null", c_tail]
-        : [c_head, d, c_mid, '"', personal, '"', c_tail],
-    opening,
-  };
+  return { canonical: `${c_head}${d}${c_mid}${p}${c_tail}`, opening };
 }
+
+/** The leaf hash of an event (see {@link hashedEvent}). */
+export const eventLeafHash = (row: EventRow, legacy: boolean): Hash =>
+  textLeafHash(hashedEvent(row, legacy, false).canonical);
+/** The same in base64 (the verifier's loop). */
+export const eventLeafHashB64 = (row: EventRow, legacy: boolean): string =>
+  textLeafHashB64(hashedEvent(row, legacy, false).canonical);
 
 /**
  * The event as its leaf hashed it: the public part and the personal commitment, never the

@@ -99,22 +99,6 @@ export const taggedHashString = (
 /** A leaf hash in base64 from the leaf's text. */
 export const textLeafHashB64 = (text: string): string => taggedHashString(0, null, text, "base64");
 
-/**
- * The leaf hash of pieces of text joined (an event's canonical JSON, as the parts it is built
- * from), without joining them: each piece is written into the scratch as UTF-8. A joined string
- * is a rope that writing flattens into a copy first, which `audit verify` and the sequencer paid
- * for every event.
- */
-export function piecesLeafHash(pieces: readonly string[], enc: "buffer" | "base64"): Hash | string {
-  let most = 1;
-  for (const p of pieces) most += p.length * 3;
-  if (most > scratch.length) return tagged(0, null, pieces.join(""), enc);
-  scratch[0] = 0;
-  let n = 1;
-  for (const p of pieces) if (p.length > 0) n += scratch.write(p, n, "utf8");
-  return hashTo(head(n), enc);
-}
-
 /** An interior node's hash in base64 from its children's, in base64. */
 export function nodeHashB64(left: string, right: string): string {
   scratch[0] = 1;
