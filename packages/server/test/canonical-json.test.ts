@@ -9,6 +9,7 @@ import {
   EVENT_FROM,
   type EventRow,
   eventSalt,
+  HASHED_EVENT_COLUMNS,
   hashedEvent,
   personalCommitment,
 } from "../src/modules/transparency/log";
@@ -112,10 +113,12 @@ describe("canonical JSON (RFC 8785) for audit leaves", () => {
 });
 
 /**
- * The hashed form is built partly by the database (HASHED_PARTS: every fixed field as RFC 8785
- * text) and partly here (diff, personal). Events with generated text (control characters,
- * quotes, backslashes, non-BMP characters, U+2028) are stored, read back as the sequencer reads
- * them, and must give exactly RFC 8785 of their public part plus the commitment.
+ * The hashed form is built here from the stored columns, strings by a fast path when they need
+ * no escape, and the timestamp and (for the hashing loops) policy_ids as text the database
+ * writes. Events with generated text (control characters, quotes, backslashes, non-BMP
+ * characters, U+2028) are stored, read back both ways (EVENT_COLUMNS, as the proof API reads
+ * them; HASHED_EVENT_COLUMNS, as the sequencer and `audit verify` do), and must give exactly
+ * RFC 8785 of their public part plus the commitment.
  */
 describe.each(DATASTORES)("an event's hashed form on %s", (kind) => {
   let t: TestApp;
@@ -205,6 +208,9 @@ describe.each(DATASTORES)("an event's hashed form on %s", (kind) => {
       `SELECT ${EVENT_COLUMNS} FROM ${EVENT_FROM} WHERE e.event_id LIKE '%#%' ORDER BY e.seq`,
     );
     expect(rows.length).toBe(events.length);
+    const { rows: hashing } = await t.db.query<EventRow>(
+      `SELECT ${HASHED_EVENT_COLUMNS} FROM ${EVENT_FROM} WHERE e.event_id LIKE '%#%' ORDER BY e.seq`,
+    );
     for (const [i, row] of rows.entries()) {
       const e = events[i] as (typeof events)[number];
       const { canonical, opening } = hashedEvent(row, false);
@@ -235,6 +241,7 @@ describe.each(DATASTORES)("an event's hashed form on %s", (kind) => {
         seq: Number(row.seq),
       });
       expect(canonical, `event ${i}`).toBe(expected);
+      expect(hashedEvent(hashing[i] as EventRow, false).canonical, `event ${i}`).toBe(expected);
     }
   });
 

@@ -31,62 +31,62 @@ const OCCURRED_AT = `to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH2
 export const EVENT_COLUMNS_STORED = `e.seq, e.event_id, ${OCCURRED_AT} AS occurred_at,
   e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
   e.policy_ids, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment`;
-/**
- * The hashed form's fixed fields (everything but `diff` and `personal`), as RFC 8785 text built
- * by the database around the two places JavaScript fills in:
- *   c_head + diff + c_mid + personal + c_tail
- * (or c_head + personal + c_tail when the event has no diff: c_mid is then null).
- * PostgreSQL's to_json(text) escapes exactly as JSON.stringify (and RFC 8785) does: `"`, `\`,
- * \b \f \n \r \t, other code points below U+0020 as \u00xx, nothing else (a text value holds
- * no lone surrogate); to_json(text[]) is the array without spaces. Keys are in RFC 8785 order.
- * Building them here takes the per-field work off the process that hashes (the sequencer,
- * `audit verify`): test/canonical-json.test.ts checks the result against the general
- * canonicalizer on both datastores, control characters and non-BMP text included.
- */
-const jsonText = (col: string) => `coalesce(to_json(${col})::text, 'null')`;
-const MID = `',"error_code":' || ${jsonText("e.error_code")} || ',"event_id":' || ${jsonText("e.event_id")}
-    || ',"occurred_at":"' || ${OCCURRED_AT} || '","outcome":' || ${jsonText("e.outcome")} || ',"personal":'`;
-// Most events have no diff: their head then runs on to `"personal":` and c_mid is null.
-export const HASHED_PARTS = `'{"action":' || ${jsonText("e.action")} || ',"actor_role":' || ${jsonText("e.actor_role")}
-    || ',"app_id":' || ${jsonText("e.app_id")} || ',"diff":'
-    || CASE WHEN e.diff IS NULL THEN 'null' || ${MID} ELSE '' END AS c_head,
-  CASE WHEN e.diff IS NULL THEN NULL ELSE ${MID} END AS c_mid,
-  ',"policy_ids":' || ${jsonText("e.policy_ids")} || ',"request_id":' || ${jsonText("e.request_id")}
-    || ',"resource_id":' || ${jsonText("e.resource_id")} || ',"resource_type":' || ${jsonText("e.resource_type")}
-    || ',"seq":' || e.seq::text || ',"token_id":' || ${jsonText("e.token_id")} || '}' AS c_tail`;
 const SUBJECT_KEY = "k.key AS subject_key";
-export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${HASHED_PARTS}, ${SUBJECT_KEY}`;
-/** Only what a leaf of the second form needs (the sequencer, `audit verify`): no stored column twice. */
-export const HASHED_COLUMNS = `e.seq, e.event_id, e.actor_id, e.diff, e.erased_commitment, ${HASHED_PARTS}`;
+export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${SUBJECT_KEY}`;
+/**
+ * What the loops that hash every event read (the sequencer, `audit verify`): the stored columns
+ * with `policy_ids` as its RFC 8785 text (`policy_ids_json`: to_json(text[]) is the array as
+ * JSON.stringify writes it, no spaces), which costs the database less than the driver's parsing
+ * of an array costs here. Leaves of the second form only; the first hashes EVENT_COLUMNS.
+ */
+export const HASHED_COLUMNS = `e.seq, e.event_id, ${OCCURRED_AT} AS occurred_at,
+  e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
+  to_json(e.policy_ids)::text AS policy_ids_json, e.outcome, e.error_code, e.request_id, e.diff,
+  e.erased_commitment`;
+export const HASHED_EVENT_COLUMNS = `${HASHED_COLUMNS}, ${SUBJECT_KEY}`;
 /** A row of HASHED_COLUMNS read as a tuple (Queryable.queryTuples), in its column order. */
 export type HashedTuple = [
   seq: number,
   event_id: string,
+  occurred_at: string,
   actor_id: string | null,
+  actor_role: string,
+  action: string,
+  resource_type: string,
+  resource_id: string | null,
+  app_id: string | null,
+  token_id: string | null,
+  policy_ids_json: string | null,
+  outcome: string,
+  error_code: string | null,
+  request_id: string,
   diff: Record<string, unknown> | null,
   erased_commitment: Uint8Array | null,
-  c_head: string,
-  c_mid: string | null,
-  c_tail: string,
 ];
 /**
  * The row a HashedTuple is, with room for its subject's key: every row made here has one shape,
- * so the loops reading them see one kind of object (the driver's rows take a new shape when a
- * key is added to them).
+ * so the loops reading them (`audit verify`) see one kind of object. The driver's rows cost
+ * more: their keys are set one by one, and adding the subject's key gives each a new shape.
  */
 export const hashedRow = (t: HashedTuple): EventRow => ({
   seq: t[0],
   event_id: t[1],
-  actor_id: t[2],
-  diff: t[3],
-  erased_commitment: t[4],
-  c_head: t[5],
-  c_mid: t[6],
-  c_tail: t[7],
+  occurred_at: t[2],
+  actor_id: t[3],
+  actor_role: t[4],
+  action: t[5],
+  resource_type: t[6],
+  resource_id: t[7],
+  app_id: t[8],
+  token_id: t[9],
+  policy_ids_json: t[10],
+  outcome: t[11],
+  error_code: t[12],
+  request_id: t[13],
+  diff: t[14],
+  erased_commitment: t[15],
   subject_key: null,
 });
-/** The same with the subject's key (use with EVENT_FROM). */
-export const HASHED_EVENT_COLUMNS = `${HASHED_COLUMNS}, ${SUBJECT_KEY}`;
 export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
 export const EVENT_FROM = `trellis.audit_events e ${SUBJECT_KEY_JOIN}`;
 
@@ -122,6 +122,21 @@ const STORED = [
 const LEGACY_KEYS = [...STORED].sort(jcsOrder);
 
 /**
+ * A text column as RFC 8785 writes a string (JSON.stringify's form: `"`, `\`, and code points
+ * below U+0020 escaped, lone surrogates as \uXXXX, nothing else), or null. Most values need no
+ * escape: a test for one costs about half of JSON.stringify on this project's ids and names.
+ * Surrogates go to JSON.stringify too (a pair stays, a lone one is escaped).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what JSON escapes
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+function jsonString(v: string | null | undefined): string {
+  if (v === null || v === undefined) return "null";
+  return ESCAPED.test(v) ? JSON.stringify(v) : `"${v}"`;
+}
+const isTextArray = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/**
  * RFC 8785 for an object whose keys are `keys` (already in RFC 8785 order), the stored event of
  * the first form, without a copy of the row. Strings go by JSON.stringify (RFC 8785's string
  * form) and seq as an integer; only free-form JSON (`diff`) goes through the general
@@ -133,10 +148,8 @@ function canonicalFields(row: Record<string, unknown>, keys: readonly string[]):
     const v = row[k];
     let text: string | undefined;
     if (k === "seq") text = String(Number(v));
-    else if (v === null || v === undefined || typeof v === "string")
-      text = JSON.stringify(v ?? null);
-    else if (k === "policy_ids" && Array.isArray(v) && v.every((x) => typeof x === "string"))
-      text = JSON.stringify(v);
+    else if (v === null || v === undefined || typeof v === "string") text = jsonString(v);
+    else if (k === "policy_ids" && isTextArray(v)) text = JSON.stringify(v);
     else text = canonicalize(v);
     if (text === undefined) throw new Error(`audit event field ${k} has no canonical form`);
     out += `${out.length > 1 ? "," : ""}"${k}":${text}`;
@@ -257,19 +270,37 @@ export function hashedEvent(
       };
     diff = withoutPersonal(diff);
   }
-  const { c_head, c_mid, c_tail } = row;
-  if (typeof c_head !== "string" || typeof c_tail !== "string")
-    throw new Error("an audit event row must be read with EVENT_COLUMNS (its hashed parts)");
-  const p = personal === null ? "null" : `"${personal}"`;
-  if (typeof c_mid !== "string") {
-    // No diff: the database wrote `"diff":null` into the head.
-    if (stored.diff !== null && stored.diff !== undefined)
-      throw new Error("an audit event's hashed parts do not match its row");
-    return { canonical: `${c_head}${p}${c_tail}`, opening };
-  }
   const d = diff === null ? "null" : canonicalize(diff);
   if (d === undefined) throw new Error("audit event field diff has no canonical form");
-  return { canonical: `${c_head}${d}${c_mid}${p}${c_tail}`, opening };
+  return { canonical: secondForm(row, d, personal), opening };
+}
+
+/**
+ * The second form's text: every stored field but the actor, keys in RFC 8785 order, with the
+ * public diff's text and the commitment. Fields a row must have (NOT NULL columns, the
+ * timestamp as text) are checked, so a row read some other way is refused, not hashed some
+ * other way.
+ */
+function secondForm(row: EventRow, diff: string, personal: string | null): string {
+  const { event_id, occurred_at, actor_role, action, resource_type, outcome, request_id } = row;
+  if (
+    typeof event_id !== "string" ||
+    typeof occurred_at !== "string" ||
+    typeof actor_role !== "string" ||
+    typeof action !== "string" ||
+    typeof resource_type !== "string" ||
+    typeof outcome !== "string" ||
+    typeof request_id !== "string"
+  )
+    throw new Error("an audit event row must be read with EVENT_COLUMNS (every stored column)");
+  // From HASHED_COLUMNS as its text, from EVENT_COLUMNS as a list.
+  let policies: string;
+  if (row.policy_ids_json !== undefined)
+    policies = (row.policy_ids_json as string | null) ?? "null";
+  else if (row.policy_ids === null || row.policy_ids === undefined) policies = "null";
+  else if (isTextArray(row.policy_ids)) policies = JSON.stringify(row.policy_ids);
+  else throw new Error("audit event field policy_ids is not a list of text");
+  return `{"action":${jsonString(action)},"actor_role":${jsonString(actor_role)},"app_id":${jsonString(row.app_id as string | null)},"diff":${diff},"error_code":${jsonString(row.error_code as string | null)},"event_id":${jsonString(event_id)},"occurred_at":${jsonString(occurred_at)},"outcome":${jsonString(outcome)},"personal":${personal === null ? "null" : `"${personal}"`},"policy_ids":${policies},"request_id":${jsonString(request_id)},"resource_id":${jsonString(row.resource_id as string | null)},"resource_type":${jsonString(resource_type)},"seq":${Number(row.seq)},"token_id":${jsonString(row.token_id as string | null)}}`;
 }
 
 /** The leaf hash of an event (see {@link hashedEvent}). */

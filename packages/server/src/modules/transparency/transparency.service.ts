@@ -273,7 +273,7 @@ export function transparencyService(deps: {
       const size = Number(state.tree_size);
       const hi = Number(state.hi_seq);
       const personalFrom = Number(state.personal_from);
-      // Leaves of the first form (below personal_from) hash every stored column.
+      // Leaves of the first form (below personal_from) hash the stored columns as they are.
       const cols = size < personalFrom ? EVENT_COLUMNS : HASHED_EVENT_COLUMNS;
       const { rows: fresh } = await tx.query<EventRow>(
         `SELECT ${cols} FROM ${EVENT_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`,

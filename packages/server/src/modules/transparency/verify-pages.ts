@@ -5,7 +5,6 @@ import {
   type EventRow,
   eventLeafHashB64,
   HASHED_COLUMNS,
-  HASHED_PARTS,
   type HashedTuple,
   hashedRow,
   SubjectKeyMissing,
@@ -262,20 +261,19 @@ export async function leafRecords(
     if (s < lo) lo = s;
     if (s > hi) hi = s;
   }
-  // Leaves of the first form hash every stored column; the others only need the parts. No
-  // ORDER BY: the walk below takes events in any order, and sorting them made PostgreSQL sort
-  // the built rows (wide: the parts are computed before the sort), spilling to disk whenever it
-  // chose a bitmap scan (no statistics yet, as on a fresh or never-analyzed table). They come in
-  // seq order all the same from an index scan, and nearly so from a bitmap scan of this
+  // No ORDER BY: the walk below takes events in any
+  // order, and sorting them made PostgreSQL sort the selected rows (spilling to disk whenever
+  // it chose a bitmap scan: no statistics yet, as on a fresh or never-analyzed table). They
+  // come in seq order all the same from an index scan, and nearly so from a bitmap scan of this
   // append-only table.
-  const where =
-    hi - lo < 4 * leaves.length ? "e.seq >= $1 AND e.seq <= $2" : "e.seq = ANY($1::bigint[])";
-  const args = hi - lo < 4 * leaves.length ? [lo, hi] : [leaves.map((l) => l[1])];
+  const dense = hi - lo < 4 * leaves.length;
+  const where = dense ? "e.seq >= $1 AND e.seq <= $2" : "e.seq = ANY($1::bigint[])";
+  const args = dense ? [lo, hi] : [leaves.map((l) => l[1])];
   const events: EventRow[] =
-    from < personalFrom
+    from < personalFrom // leaves of the first form hash the stored columns as they are
       ? (
           await q.query<EventRow>(
-            `SELECT ${EVENT_COLUMNS_STORED}, ${HASHED_PARTS} FROM trellis.audit_events e WHERE ${where}`,
+            `SELECT ${EVENT_COLUMNS_STORED} FROM trellis.audit_events e WHERE ${where}`,
             args,
           )
         ).rows
