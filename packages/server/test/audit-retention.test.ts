@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sqlState } from "../src/db/db";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
 import { checkPrune, verifyLog } from "../src/modules/transparency/verify-log";
-import { DATASTORES, exportLogFile, newNoteSigner, startTestApp, type TestApp } from "./harness";
+import {
+  DATASTORES,
+  exportLogFile,
+  newNoteSigner,
+  startTestApp,
+  type TestApp,
+  tamper,
+} from "./harness";
 
 describe("a prune's signed statement", () => {
   const log = newNoteSigner();
@@ -95,6 +102,35 @@ describe.each(DATASTORES)("audit retention on %s", (kind) => {
     );
     expect(marks.map((m) => m.diff.below_leaf)).toEqual([res.below]);
     expect((await t.app.transparency.prune()).deleted).toBe(0); // nothing more is old enough
+  });
+
+  it("a pruned leaf's stored hash cut short is named, not taken as a node of the tree", async () => {
+    // A pruned leaf's hash is all that stands for its event; one that is not 32 bytes (its
+    // CHECK dropped by the owner) must not be padded into some other hash.
+    const { rows } = await t.db.query<{ hash: Uint8Array }>(
+      "SELECT hash FROM trellis.audit_leaves WHERE leaf_index = 1",
+    );
+    const original = rows[0]?.hash as Uint8Array;
+    await tamper(t.db, "audit_leaves", async (q) => {
+      await q.query("ALTER TABLE trellis.audit_leaves DROP CONSTRAINT audit_leaves_hash_check");
+      await q.query(
+        "UPDATE trellis.audit_leaves SET hash = substring(hash FROM 1 FOR 31) WHERE leaf_index = 1",
+      );
+    });
+    try {
+      const report = await verifyLog(t.db);
+      expect(report.ok).toBe(false);
+      expect(report.problem).toMatchObject({ kind: "event_changed", leaf_index: 1 });
+      expect(report.problem?.message).toMatch(/not a SHA-256 hash/);
+    } finally {
+      await tamper(t.db, "audit_leaves", async (q) => {
+        await q.query("UPDATE trellis.audit_leaves SET hash = $1 WHERE leaf_index = 1", [original]);
+        await q.query(
+          "ALTER TABLE trellis.audit_leaves ADD CONSTRAINT audit_leaves_hash_check CHECK (octet_length(hash) = 32)",
+        );
+      });
+    }
+    expect((await verifyLog(t.db)).ok).toBe(true);
   });
 
   it("outside a prune, deleting is refused; a forged prune mark is caught by audit verify", async () => {

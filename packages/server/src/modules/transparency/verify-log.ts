@@ -4,7 +4,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { verifyCheckpoint } from "@trellis/sdk/verify";
 import type { Queryable } from "../../db/db";
-import { nodeHashB64 } from "./merkle";
+import { nodeHashInto } from "./merkle";
 import { erasureDigest, verifierKeyFor, verifyStatement } from "./note";
 import {
   type CheckedPage,
@@ -49,37 +49,47 @@ export interface VerifyReport {
   problem?: VerifyProblem;
 }
 
-/** A compact range [0, n): the roots of the perfect subtrees, left to right. */
+/**
+ * A compact range [0, n): the roots of the perfect subtrees, left to right, as 32-byte slots of
+ * one buffer (at most 64 of them: one per bit of n).
+ */
 class CompactRange {
-  private readonly stack: Array<{ size: number; hash: string }> = [];
+  private readonly slots = new Uint8Array(64 * 32);
+  /** The subtree size of each slot in use. */
+  private readonly sizes: number[] = [];
   size = 0;
-  /** Told every interior node as it completes: level ≥ 1, index at that level, base64 hash. */
-  onNode?: (level: number, idx: number, hash: string) => void;
-  /** Appends a leaf hash (base64). */
-  append(h: string) {
+  /**
+   * Told every interior node as it completes (level ≥ 1, index at that level): its hash is in
+   * `buf` at `at` until the next append.
+   */
+  onNode?: (level: number, idx: number, buf: Uint8Array, at: number) => void;
+  /** Appends the leaf hash in `buf` at `at`. */
+  append(buf: Uint8Array, at: number) {
+    const { slots, sizes } = this;
+    let top = sizes.length;
+    for (let k = 0; k < 32; k++) slots[top * 32 + k] = buf[at + k] as number;
     let size = 1;
     let level = 0;
-    let hash = h;
-    let top = this.stack.at(-1);
-    while (top && top.size === size) {
-      this.stack.pop();
-      hash = nodeHashB64(top.hash, hash);
+    // The new node sits in slot `top`; while the one below is as large, fold it into that one.
+    while (top > 0 && sizes[top - 1] === size) {
+      nodeHashInto(slots, (top - 1) * 32, slots, top * 32, slots, (top - 1) * 32);
+      top -= 1;
+      sizes.pop();
       size *= 2;
       level += 1;
-      this.onNode?.(level, Math.floor(this.size / size), hash);
-      top = this.stack.at(-1);
+      this.onNode?.(level, Math.floor(this.size / size), slots, top * 32);
     }
-    this.stack.push({ size, hash });
+    sizes.push(size);
     this.size += 1;
   }
   /** MTH of the leaves so far, base64 (RFC 9162: the right-most subtrees fold first). */
   root(): string | undefined {
-    let acc: string | undefined;
-    for (let i = this.stack.length - 1; i >= 0; i--) {
-      const s = this.stack[i] as { hash: string };
-      acc = acc ? nodeHashB64(s.hash, acc) : s.hash;
-    }
-    return acc;
+    const n = this.sizes.length;
+    if (n === 0) return undefined;
+    const acc = new Uint8Array(32);
+    acc.set(this.slots.subarray((n - 1) * 32, n * 32));
+    for (let i = n - 2; i >= 0; i--) nodeHashInto(this.slots, i * 32, acc, 0, acc, 0);
+    return Buffer.from(acc).toString("base64");
   }
 }
 
@@ -120,19 +130,20 @@ export function checkPrune(
 
 /**
  * The stored interior nodes completed in leaves [from, to) against the ones the walk computed
- * (`made`, base64, in the order they completed, which `digest` already hashed): one compare per
- * page, and on a difference the first node that differs, named.
+ * (`made`: 32 bytes each, in the order they completed): one digest compared per page, and on a
+ * difference the first node that differs, named.
  */
 async function checkStoredNodes(
   stored: StoredNodes,
-  made: string[],
-  digest: string,
+  made: Uint8Array,
   from: number,
   to: number,
 ): Promise<VerifyProblem | undefined> {
   // Every stored hash 32 bytes, as many as made, the same digest: then each is the one made
   // (without the length check, bytes moved from one node to its neighbour keep the digest).
-  if (made.length === stored.count && stored.whole && digest === stored.digest) return undefined;
+  const count = made.length / 32;
+  const digest = createHash("sha256").update(made).digest("base64");
+  if (count === stored.count && stored.whole && digest === stored.digest) return undefined;
   const have = await stored.read();
   // The order they completed in: leaf by leaf, lower levels first (as CompactRange makes them).
   let k = 0;
@@ -140,7 +151,10 @@ async function checkStoredNodes(
     for (let level = 1, w = 2; (n + 1) % w === 0; level++, w *= 2) {
       const idx = (n + 1) / w - 1;
       const got = have.get(`${level}/${idx}`);
-      if (got !== made[k++])
+      const mine =
+        k < count ? Buffer.from(made.subarray(32 * k, 32 * k + 32)).toString("base64") : undefined;
+      k += 1;
+      if (got !== mine)
         return {
           kind: "node_changed",
           message: `the stored tree node ${level}/${idx} (leaves ${idx * w}..${(idx + 1) * w - 1}) ${got === undefined ? "is missing" : "differs from the hash of its leaves"}: the server would serve roots and proofs that do not verify`,
@@ -221,23 +235,25 @@ export async function verifyLeaves(
   };
   // Pages, not single leaves, cross the async boundary: a promise per leaf was a tenth of the
   // verifier's time.
-  // Nodes completed in the current page, in the order they completed, and their digest so far.
-  let made: string[] = [];
-  let nodeDigest = createHash("sha256");
-  range.onNode = (_level, _idx, hash) => {
-    nodeDigest.update(hash, "base64");
-    made.push(hash);
+  // Nodes completed in the current page, in the order they completed, hashed once per page. n
+  // leaves complete at most n + 64 (n/2 + n/4 + … plus one per level the page starts inside).
+  const room = (leaves: number) => 32 * (leaves + 64);
+  let made = new Uint8Array(room(PAGE));
+  let madeCount = 0;
+  range.onNode = (_level, _idx, buf, at) => {
+    const o = 32 * madeCount++;
+    for (let k = 0; k < 32; k++) made[o + k] = buf[at + k] as number;
   };
   for await (const page of leaves) {
     // A source gives no empty page while leaves are due: one means they are not there (a tree
     // size raised by hand would otherwise be walked page by page for ever).
     if (page.leaves === 0 && i < o.size)
       return fail({ kind: "leaf_missing", leaf_index: i, message: `leaf ${i} is missing` });
-    made = [];
-    nodeDigest = createHash("sha256");
+    madeCount = 0;
+    if (made.length < room(page.leaves)) made = new Uint8Array(room(page.leaves));
     const pageFrom = i;
     // Leaves past the tree's size are not the log's (an export's extra lines): not walked.
-    const take = Math.min(page.hashes.length, o.size - i);
+    const take = Math.min(page.checked, o.size - i);
     /** Counts the page's first n leaves as events or pruned. */
     const count = (n: number) => {
       let pruned = 0;
@@ -246,7 +262,7 @@ export async function verifyLeaves(
       report.events += n - pruned;
     };
     for (let k = 0; k < take; k++) {
-      range.append(page.hashes[k] as string);
+      range.append(page.hashes, 32 * k);
       i += 1;
       if (next < o.checkpoints.length) {
         const bad = checkpointsHere();
@@ -258,14 +274,14 @@ export async function verifyLeaves(
     }
     count(take);
     if (i % PAGE === 0 || i === o.size) o.onProgress?.(i, o.size);
-    if (take < page.hashes.length) break;
+    if (take < page.checked) break;
     if (page.problem) {
       if (i < o.size) return fail(page.problem);
       break;
     }
     if (page.stored) {
-      const digest = nodeDigest.digest("base64");
-      const bad = await checkStoredNodes(page.stored, made, digest, pageFrom, i);
+      const nodes = made.subarray(0, 32 * madeCount);
+      const bad = await checkStoredNodes(page.stored, nodes, pageFrom, i);
       if (bad) return fail(bad);
     }
   }

@@ -147,19 +147,24 @@ export function checkLeaf(
 
 /**
  * A page of leaves after their own checks (see {@link checkPage}): the hash the tree takes for
- * each leaf, up to the first problem. What crosses from a worker thread: a few strings, not
- * the events.
+ * each leaf, up to the first problem. What crosses from a worker thread: one buffer of hashes
+ * (moved, not copied) and a few numbers, not the events.
  */
 export interface CheckedPage {
   /** Index of the page's first leaf. */
   from: number;
   /** Leaves the source gave (0: none were there). */
   leaves: number;
-  /** base64, one per leaf before `problem`: the event's recomputed hash, or a pruned leaf's own. */
-  hashes: string[];
+  /** Leaves checked before `problem` (all of them when there is none). */
+  checked: number;
+  /**
+   * 32 bytes per checked leaf, in order: the event's recomputed hash, or a pruned leaf's own.
+   * A whole buffer (offset 0), so a worker can transfer it.
+   */
+  hashes: Uint8Array;
   /** Offsets in the page of the leaves whose events were pruned (their stored hash stands). */
   pruned: number[];
-  /** The page's first problem, at leaf `from + hashes.length`. */
+  /** The page's first problem, at leaf `from + checked`. */
   problem?: VerifyProblem;
   stored?: StoredNodes;
 }
@@ -169,7 +174,8 @@ export interface CheckedPage {
  * against its stored hash (see {@link checkLeaf}). Stops at the first problem.
  */
 export function checkPage(page: LeafRecord[], from: number, prunedBelow: number): CheckedPage {
-  const out: CheckedPage = { from, leaves: page.length, hashes: [], pruned: [] };
+  const hashes = Buffer.alloc(32 * page.length);
+  const out: CheckedPage = { from, leaves: page.length, checked: 0, hashes, pruned: [] };
   for (let j = 0; j < page.length; j++) {
     const r = page[j] as LeafRecord;
     const i = from + j;
@@ -192,8 +198,19 @@ export function checkPage(page: LeafRecord[], from: number, prunedBelow: number)
       out.problem = c.problem;
       return out;
     }
+    // A recomputed hash is 32 bytes; a pruned leaf's stored one must be too (44 base64 chars
+    // that decode to fewer would leave the slot's last bytes zero, a hash no leaf has).
+    if (c.hash.length !== 44 || hashes.write(c.hash, 32 * j, 32, "base64") !== 32) {
+      out.problem = {
+        kind: "event_changed",
+        leaf_index: i,
+        event_id: r.event_id,
+        message: `leaf ${i}'s stored hash is not a SHA-256 hash (32 bytes): it was changed`,
+      };
+      return out;
+    }
     if (c.pruned) out.pruned.push(j);
-    out.hashes.push(c.hash);
+    out.checked = j + 1;
   }
   return out;
 }

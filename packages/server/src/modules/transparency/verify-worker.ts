@@ -29,7 +29,9 @@ port.on("message", async (m: WorkerRequest | "close") => {
   }
   try {
     const records = await leafRecords(db, keys, m.from, m.to, init.personalFrom);
-    port.postMessage({ id: m.id, page: checkPage(records, m.from, init.prunedBelow) });
+    const page = checkPage(records, m.from, init.prunedBelow);
+    // The hashes move to the main thread (page.hashes owns its whole buffer): no copy.
+    port.postMessage({ id: m.id, page } satisfies WorkerReply, [page.hashes.buffer as ArrayBuffer]);
   } catch (err) {
     port.postMessage({ id: m.id, error: (err as Error).message });
   }
