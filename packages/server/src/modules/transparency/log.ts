@@ -28,9 +28,11 @@ import {
  */
 /** The timestamp as both forms hash it: UTC, ISO 8601 with microseconds (as stored). */
 const OCCURRED_AT = `to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-export const EVENT_COLUMNS_STORED = `e.seq, e.event_id, ${OCCURRED_AT} AS occurred_at,
+/** The stored columns in one order, `policy_ids` as the caller selects it. */
+const storedColumns = (policyIds: string) => `e.seq, e.event_id, ${OCCURRED_AT} AS occurred_at,
   e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
-  e.policy_ids, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment`;
+  ${policyIds}, e.outcome, e.error_code, e.request_id, e.diff, e.erased_commitment`;
+export const EVENT_COLUMNS_STORED = storedColumns("e.policy_ids");
 const SUBJECT_KEY = "k.key AS subject_key";
 export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${SUBJECT_KEY}`;
 /**
@@ -39,10 +41,7 @@ export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${SUBJECT_KEY}`;
  * JSON.stringify writes it, no spaces), which costs the database less than the driver's parsing
  * of an array costs here. Leaves of the second form only; the first hashes EVENT_COLUMNS.
  */
-export const HASHED_COLUMNS = `e.seq, e.event_id, ${OCCURRED_AT} AS occurred_at,
-  e.actor_id, e.actor_role, e.action, e.resource_type, e.resource_id, e.app_id, e.token_id,
-  to_json(e.policy_ids)::text AS policy_ids_json, e.outcome, e.error_code, e.request_id, e.diff,
-  e.erased_commitment`;
+export const HASHED_COLUMNS = storedColumns("to_json(e.policy_ids)::text AS policy_ids_json");
 export const HASHED_EVENT_COLUMNS = `${HASHED_COLUMNS}, ${SUBJECT_KEY}`;
 /** A row of HASHED_COLUMNS read as a tuple (Queryable.queryTuples), in its column order. */
 export type HashedTuple = [

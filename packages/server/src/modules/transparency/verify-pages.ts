@@ -59,7 +59,7 @@ export interface LeafRecord {
   canonical: string | null;
   /**
    * The event's leaf hash, recomputed as it was read (base64): the database's pages hash each
-   * event from the parts it is built of, without joining them into its text.
+   * event as they read it and keep no text.
    */
   rehash?: string;
   event_id?: string;
@@ -278,11 +278,10 @@ export async function leafRecords(
     if (s < lo) lo = s;
     if (s > hi) hi = s;
   }
-  // No ORDER BY: the walk below takes events in any
-  // order, and sorting them made PostgreSQL sort the selected rows (spilling to disk whenever
-  // it chose a bitmap scan: no statistics yet, as on a fresh or never-analyzed table). They
-  // come in seq order all the same from an index scan, and nearly so from a bitmap scan of this
-  // append-only table.
+  // No ORDER BY: the walk below takes events in any order, and sorting them made PostgreSQL
+  // sort the selected rows (spilling to disk whenever it chose a bitmap scan: no statistics
+  // yet, as on a fresh or never-analyzed table). They come in seq order all the same from an
+  // index scan, and nearly so from a bitmap scan of this append-only table.
   const dense = hi - lo < 4 * leaves.length;
   const where = dense ? "e.seq >= $1 AND e.seq <= $2" : "e.seq = ANY($1::bigint[])";
   const args = dense ? [lo, hi] : [leaves.map((l) => l[1])];
@@ -342,7 +341,7 @@ export async function leafRecords(
     out[k] = {
       leaf_index: leaf[0],
       leaf_hash: leaf[2],
-      canonical: unbuildable === undefined ? null : "",
+      canonical: null,
       rehash,
       event_id: event?.event_id,
       event_seq: s,
