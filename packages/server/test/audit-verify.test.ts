@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DatastoreKind, Queryable } from "../src/db/db";
 import { eventSalt, personalCommitment } from "../src/modules/transparency/log";
 import { verifyLogFile } from "../src/modules/transparency/log-export";
+import { STORED_FROM_LEVEL } from "../src/modules/transparency/merkle";
 import {
   nodesCompletedIn,
   readAnchors,
@@ -18,6 +19,7 @@ import {
   createApp,
   DATASTORES,
   exportLogFile,
+  fillAuditLog,
   issueToken,
   newNoteSigner,
   startTestApp,
@@ -139,13 +141,14 @@ describe.each(MODES)("audit verify catches tampering on %s (%s)", (kind, mode) =
   });
 
   it("a changed node of the stored tree, low or high: what proofs and roots are served from", async () => {
+    await fillAuditLog(t, 40); // nodes from level 4 up: two of 16 leaves, one of 32
     const { rows } = await t.db.query<{ level: number; idx: number }>(
       "SELECT level, idx::int AS idx FROM trellis.audit_tree ORDER BY level DESC, idx LIMIT 1",
     );
     const top = rows[0] as { level: number; idx: number };
-    expect(top.level).toBeGreaterThanOrEqual(2);
+    expect(top.level).toBeGreaterThanOrEqual(5);
     for (const [level, idx] of [
-      [1, 1],
+      [4, 1],
       [top.level, top.idx],
     ] as const) {
       const { rows: was } = await t.db.query<{ hash: Uint8Array }>(
@@ -170,9 +173,9 @@ describe.each(MODES)("audit verify catches tampering on %s (%s)", (kind, mode) =
     }
     // A node deleted is named as missing.
     await tamper("audit_tree", (q) =>
-      q.query("DELETE FROM trellis.audit_tree WHERE level = 1 AND idx = 2"),
+      q.query("DELETE FROM trellis.audit_tree WHERE level = 4 AND idx = 0"),
     );
-    expect((await verifyLog(t.db)).problem?.message).toMatch(/node 1\/2 .*is missing/);
+    expect((await verifyLog(t.db)).problem?.message).toMatch(/node 4\/0 .*is missing/);
   });
 
   it("a changed root column of a checkpoint (the server checks new checkpoints against it)", async () => {
@@ -284,14 +287,29 @@ describe.each(MODES)("audit verify catches tampering on %s (%s)", (kind, mode) =
     const { rows } = await t.db.query<{ n: number }>(
       "SELECT tree_size::int AS n FROM trellis.audit_log_state",
     );
-    const next = Math.floor((rows[0]?.n as number) / 2); // level 1: not complete yet
-    await t.db.query("INSERT INTO trellis.audit_tree (level, idx, hash) VALUES (1, $1, $2)", [
+    const next = Math.floor((rows[0]?.n as number) / 16); // level 4: not complete yet
+    await t.db.query("INSERT INTO trellis.audit_tree (level, idx, hash) VALUES (4, $1, $2)", [
       next,
       randomBytes(32),
     ]);
     const r = await verifyLog(t.db);
     expect(r.problem).toMatchObject({ kind: "node_changed" });
-    expect(r.problem?.message).toContain(`node 1/${next},`);
+    expect(r.problem?.message).toContain(`node 4/${next},`);
+  });
+
+  it("a node planted below the stored levels (its CHECK dropped first): unused, still named", async () => {
+    await expect(
+      t.db.query("INSERT INTO trellis.audit_tree (level, idx, hash) VALUES (1, 0, $1)", [
+        randomBytes(32),
+      ]),
+    ).rejects.toThrow(/audit_tree_stored_levels/);
+    await t.db.query("ALTER TABLE trellis.audit_tree DROP CONSTRAINT audit_tree_stored_levels");
+    await t.db.query("INSERT INTO trellis.audit_tree (level, idx, hash) VALUES (1, 0, $1)", [
+      randomBytes(32),
+    ]);
+    const r = await verifyLog(t.db);
+    expect(r.problem).toMatchObject({ kind: "node_changed" });
+    expect(r.problem?.message).toContain("node 1/0, below the levels it keeps");
   });
 
   it("a tree size raised by hand fails at once instead of walking empty pages", async () => {
@@ -310,22 +328,23 @@ describe.each(MODES)("audit verify catches tampering on %s (%s)", (kind, mode) =
                 WHERE conrelid = 'trellis.audit_tree'::regclass AND contype = 'c' LOOP
         EXECUTE format('ALTER TABLE trellis.audit_tree DROP CONSTRAINT %I', c.conname);
       END LOOP; END $$`);
+    await fillAuditLog(t, 40);
     const { rows } = await t.db.query<{ hash: Uint8Array }>(
-      "SELECT hash FROM trellis.audit_tree WHERE level = 1 AND idx IN (0, 1) ORDER BY idx",
+      "SELECT hash FROM trellis.audit_tree WHERE level = 4 AND idx IN (0, 1) ORDER BY idx",
     );
     const a = Buffer.from(rows[0]?.hash as Uint8Array);
     const b = Buffer.from(rows[1]?.hash as Uint8Array);
     await tamper("audit_tree", async (q) => {
-      await q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 1 AND idx = 0", [
+      await q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 4 AND idx = 0", [
         Buffer.concat([a, b.subarray(0, 1)]),
       ]);
-      await q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 1 AND idx = 1", [
+      await q.query("UPDATE trellis.audit_tree SET hash = $1 WHERE level = 4 AND idx = 1", [
         b.subarray(1),
       ]);
     });
     const r = await verifyLog(t.db);
     expect(r.problem).toMatchObject({ kind: "node_changed" });
-    expect(r.problem?.message).toContain("node 1/0 ");
+    expect(r.problem?.message).toContain("node 4/0 ");
   });
 });
 
@@ -458,15 +477,16 @@ describe.each(DATASTORES)("audit verify from a log export on %s", (kind) => {
   });
 });
 
-describe("the nodes a page of leaves completes", () => {
-  it("are exactly the (level, idx) with (idx + 1)·2^level − 1 in the page, for any page", () => {
+describe("the stored nodes a page of leaves completes", () => {
+  it("are exactly the (level ≥ 4, idx) with (idx + 1)·2^level − 1 in the page, for any page", () => {
+    expect(STORED_FROM_LEVEL).toBe(4);
     for (let k = 0; k < 300; k++) {
       const from = Math.floor(Math.random() * 5000);
       const to = from + 1 + Math.floor(Math.random() * 3000);
       const want = new Set<string>();
       for (let n = from; n < to; n++)
         for (let level = 1, w = 2; (n + 1) % w === 0; level++, w *= 2)
-          want.add(`${level}/${(n + 1) / w - 1}`);
+          if (level >= STORED_FROM_LEVEL) want.add(`${level}/${(n + 1) / w - 1}`);
       const got = new Set<string>();
       for (const [level, lo, hi] of nodesCompletedIn(from, to))
         for (let i = lo; i <= hi; i++) got.add(`${level}/${i}`);

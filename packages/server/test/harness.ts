@@ -353,11 +353,11 @@ export const tamper = (db: Db, table: string, fn: (q: Queryable) => Promise<unkn
   });
 
 /**
- * `n` events written straight into the log (as the gateway writes them, from 50 actors) and
- * integrated: a log large enough for many pages in a second or two. The sequencer is stopped
- * first and stays stopped, as `audit verify` runs.
+ * `n` events written straight into the log (as the gateway writes them, from 50 actors; ids
+ * numbered from `first`) and integrated: a log large enough for many pages in a second or two.
+ * The sequencer is stopped first and stays stopped, as `audit verify` runs.
  */
-export async function fillAuditLog(t: TestApp, n: number): Promise<void> {
+export async function fillAuditLog(t: TestApp, n: number, first = 1): Promise<void> {
   await t.app.transparency.stop();
   await t.db.query(
     `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
@@ -365,8 +365,8 @@ export async function fillAuditLog(t: TestApp, n: number): Promise<void> {
      SELECT 'evt_f' || g, now(), 'user-' || (g % 50), 'app_user', 'submission.create',
             'submission', md5(g::text), 'app_f', 'tok_f', ARRAY['owner-write.create'],
             'allowed', 'req_f' || g
-       FROM generate_series(1, $1::int) g`,
-    [n],
+       FROM generate_series($2::int, $2::int + $1::int - 1) g`,
+    [n, first],
   );
   for (;;) if (!(await t.app.transparency.tick())) break;
 }

@@ -13,6 +13,7 @@ import {
   newNodes,
   nodeHash,
   nodeKey,
+  STORED_FROM_LEVEL,
   taggedHash,
   taggedHashString,
   textLeafHash,
@@ -43,7 +44,10 @@ export const EVENT_COLUMNS = `${EVENT_COLUMNS_STORED}, ${SUBJECT_KEY}`;
  */
 export const HASHED_COLUMNS = storedColumns("to_json(e.policy_ids)::text AS policy_ids_json");
 export const HASHED_EVENT_COLUMNS = `${HASHED_COLUMNS}, ${SUBJECT_KEY}`;
-/** A row of HASHED_COLUMNS read as a tuple (Queryable.queryTuples), in its column order. */
+/**
+ * A row of HASHED_COLUMNS read as a tuple (Queryable.queryTuples), in its column order; of
+ * HASHED_EVENT_COLUMNS, with the subject's key last.
+ */
 export type HashedTuple = [
   seq: number,
   event_id: string,
@@ -61,10 +65,11 @@ export type HashedTuple = [
   request_id: string,
   diff: Record<string, unknown> | null,
   erased_commitment: Uint8Array | null,
+  subject_key?: Uint8Array | null,
 ];
 /**
  * The row a HashedTuple is, with room for its subject's key: every row made here has one shape,
- * so the loops reading them (`audit verify`) see one kind of object. The driver's rows cost
+ * so the loops reading them (the sequencer, `audit verify`) see one kind of object. The driver's rows cost
  * more: their keys are set one by one, and adding the subject's key gives each a new shape.
  */
 export const hashedRow = (t: HashedTuple): EventRow => ({
@@ -84,7 +89,7 @@ export const hashedRow = (t: HashedTuple): EventRow => ({
   request_id: t[13],
   diff: t[14],
   erased_commitment: t[15],
-  subject_key: null,
+  subject_key: t[16] ?? null,
 });
 export const SUBJECT_KEY_JOIN = "LEFT JOIN trellis.audit_subject_keys k ON k.subject = e.actor_id";
 export const EVENT_FROM = `trellis.audit_events e ${SUBJECT_KEY_JOIN}`;
@@ -328,7 +333,10 @@ export const canonicalLeafHash = (canonical: string): Hash => textLeafHash(canon
 /** The same, in base64 (the verifier's loop). */
 export const canonicalLeafHashB64 = (canonical: string): string => textLeafHashB64(canonical);
 
-/** Reads stored nodes into a NodeSource; a missing node is an error naming it. */
+/**
+ * Reads nodes into a NodeSource: leaves and stored nodes as they are, the levels between
+ * (below STORED_FROM_LEVEL) rebuilt from their leaves. A missing node is an error naming it.
+ */
 export async function loadNodes(
   q: Queryable,
   keys: Array<[number, number]>,
@@ -336,33 +344,54 @@ export async function loadNodes(
 ): Promise<NodeSource & { map: Map<string, Hash> }> {
   const map = new Map(also);
   const wanted = keys.filter(([l, i]) => !map.has(nodeKey(l, i)));
-  const leaves = wanted.filter(([l]) => l === 0).map(([, i]) => i);
-  const inner = wanted.filter(([l]) => l > 0);
-  if (leaves.length > 0) {
-    // Level 0 is the leaves' own hashes.
-    const { rows } = await q.query<{ idx: number; hash: Uint8Array }>(
-      "SELECT leaf_index AS idx, hash FROM trellis.audit_leaves WHERE leaf_index = ANY($1::bigint[])",
-      [leaves],
-    );
-    for (const r of rows) map.set(nodeKey(0, Number(r.idx)), new Uint8Array(r.hash));
+  const rebuilt = wanted.filter(([l]) => l < STORED_FROM_LEVEL);
+  const inner = wanted.filter(([l]) => l >= STORED_FROM_LEVEL);
+  // The leaves under every node to rebuild (a leaf is its own: level 0, width 1).
+  const leaves = new Set<number>();
+  for (const [l, i] of rebuilt) {
+    const w = 2 ** l;
+    for (let k = i * w; k < (i + 1) * w; k++) if (!map.has(nodeKey(0, k))) leaves.add(k);
   }
-  if (inner.length > 0) {
-    const { rows } = await q.query<{ level: number; idx: number; hash: Uint8Array }>(
-      `SELECT t.level, t.idx, t.hash FROM trellis.audit_tree t
-         JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx)
-           ON t.level = w.level AND t.idx = w.idx`,
-      [inner.map(([l]) => l), inner.map(([, i]) => i)],
+  const reads: Array<Promise<void>> = [];
+  if (leaves.size > 0)
+    reads.push(
+      q
+        .query<{ idx: number; hash: Uint8Array }>(
+          "SELECT leaf_index AS idx, hash FROM trellis.audit_leaves WHERE leaf_index = ANY($1::bigint[])",
+          [[...leaves]],
+        )
+        .then(({ rows }) => {
+          for (const r of rows) map.set(nodeKey(0, Number(r.idx)), new Uint8Array(r.hash));
+        }),
     );
-    for (const r of rows) map.set(nodeKey(Number(r.level), Number(r.idx)), new Uint8Array(r.hash));
-  }
-  return {
-    map,
-    get(level, idx) {
-      const h = map.get(nodeKey(level, idx));
-      if (!h) throw new Error(`the audit tree lacks node ${level}/${idx}`);
-      return h;
-    },
+  if (inner.length > 0)
+    reads.push(
+      q
+        .query<{ level: number; idx: number; hash: Uint8Array }>(
+          `SELECT t.level, t.idx, t.hash FROM trellis.audit_tree t
+             JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx)
+               ON t.level = w.level AND t.idx = w.idx`,
+          [inner.map(([l]) => l), inner.map(([, i]) => i)],
+        )
+        .then(({ rows }) => {
+          for (const r of rows)
+            map.set(nodeKey(Number(r.level), Number(r.idx)), new Uint8Array(r.hash));
+        }),
+    );
+  // Sequentially on one connection either way (a transaction's client takes one query at a
+  // time); both are sent before either answer is awaited.
+  await Promise.all(reads);
+  const get = (level: number, idx: number): Hash => {
+    const key = nodeKey(level, idx);
+    let h = map.get(key);
+    if (h === undefined && level > 0 && level < STORED_FROM_LEVEL) {
+      h = nodeHash(get(level - 1, 2 * idx), get(level - 1, 2 * idx + 1));
+      map.set(key, h);
+    }
+    if (h === undefined) throw new Error(`the audit tree lacks node ${level}/${idx}`);
+    return h;
   };
+  return { map, get };
 }
 
 export async function rootOf(q: Queryable, size: number): Promise<Hash> {
@@ -401,7 +430,8 @@ export async function appendLeaves(
        FROM unnest($2::bigint[]) WITH ORDINALITY AS u(seq, i)`,
     [size, leaves.map((l) => l.seq), blob(leaves.map((l) => l.hash))],
   );
-  const inner = created.filter(([l]) => l > 0);
+  // Only the levels the store keeps: the ones below are rebuilt from these leaves when needed.
+  const inner = created.filter(([l]) => l >= STORED_FROM_LEVEL);
   if (inner.length > 0)
     await tx.query(
       `INSERT INTO trellis.audit_tree (level, idx, hash)

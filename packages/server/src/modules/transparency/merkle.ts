@@ -1,14 +1,24 @@
 import * as crypto from "node:crypto";
 
 /**
- * RFC 9162 Merkle tree hashes and proofs over stored subtree hashes. The store holds the hash
- * of every complete, aligned subtree: node (level k, index i) covers leaves [i·2^k, (i+1)·2^k).
- * Any MTH(D[lo:hi]) is then a few stored nodes joined along the right edge, so roots and
- * proofs cost O(log n) reads. Functions here are pure: they first say which nodes they need
+ * RFC 9162 Merkle tree hashes and proofs over stored subtree hashes. Node (level k, index i)
+ * is the complete, aligned subtree over leaves [i·2^k, (i+1)·2^k); the store holds every leaf
+ * (level 0) and every node from STORED_FROM_LEVEL up, and the levels between are rebuilt from
+ * their leaves. Any MTH(D[lo:hi]) is then a few nodes joined along the right edge, so roots
+ * and proofs cost O(log n) reads. Functions here are pure: they first say which nodes they need
  * (`needed*`), then compute from a map of those nodes.
  */
 
 export type Hash = Uint8Array;
+
+/**
+ * The lowest level of interior node the store keeps (`audit_tree`). Nodes below it (covering
+ * fewer than 16 leaves) are rebuilt from the leaf hashes when a root or proof needs them: at
+ * a few, from a few dozen leaf hashes, per root or proof. Keeping them cost the sequencer one row per
+ * event beside the leaf's (15/16 of the tree's rows), which showed on the governed write while
+ * the sequencer runs; see docs/benchmarks.md, issue 5, tenth session.
+ */
+export const STORED_FROM_LEVEL = 4;
 
 /**
  * SHA-256 of one buffer. The sequencer and `audit verify` hash every event three or four times,

@@ -17,7 +17,9 @@ import {
   eventLeafHash,
   eventSalt,
   HASHED_EVENT_COLUMNS,
+  type HashedTuple,
   hashedEvent,
+  hashedRow,
   inclusionProof,
   personalCommitment,
   rootOf,
@@ -273,20 +275,25 @@ export function transparencyService(deps: {
       const size = Number(state.tree_size);
       const hi = Number(state.hi_seq);
       const personalFrom = Number(state.personal_from);
-      // Leaves of the first form (below personal_from) hash the stored columns as they are.
-      const cols = size < personalFrom ? EVENT_COLUMNS : HASHED_EVENT_COLUMNS;
-      const { rows: fresh } = await tx.query<EventRow>(
-        `SELECT ${cols} FROM ${EVENT_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`,
-        [hi, BATCH],
-      );
+      // Leaves of the first form (below personal_from) hash the stored columns as they are;
+      // the second form's rows come as tuples made into rows of one shape, as `audit verify`
+      // reads them (see hashedRow).
+      const read = async (where: string, args: unknown[]): Promise<EventRow[]> =>
+        size < personalFrom
+          ? (await tx.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENT_FROM} ${where}`, args))
+              .rows
+          : (
+              await tx.queryTuples<HashedTuple>(
+                `SELECT ${HASHED_EVENT_COLUMNS} FROM ${EVENT_FROM} ${where}`,
+                args,
+              )
+            ).map(hashedRow);
+      const fresh = await read("WHERE e.seq > $1 ORDER BY e.seq LIMIT $2", [hi, BATCH]);
       const holes = state.holes;
-      const { rows: late } =
+      const late =
         holes.length > 0
-          ? await tx.query<EventRow>(
-              `SELECT ${cols} FROM ${EVENT_FROM} WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq`,
-              [holes.map((h) => h.seq)],
-            )
-          : { rows: [] as EventRow[] };
+          ? await read("WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq", [holes.map((h) => h.seq)])
+          : [];
       const rows = [...late, ...fresh];
       const newHi = fresh.length > 0 ? Number(fresh.at(-1)?.seq) : hi;
       await giveSubjectKeys(tx, rows);

@@ -4,7 +4,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { verifyCheckpoint } from "@trellis/sdk/verify";
 import type { Queryable } from "../../db/db";
-import { nodeHashInto } from "./merkle";
+import { nodeHashInto, STORED_FROM_LEVEL } from "./merkle";
 import { erasureDigest, verifierKeyFor, verifyStatement } from "./note";
 import {
   type CheckedPage,
@@ -148,7 +148,7 @@ async function checkStoredNodes(
   // The order they completed in: leaf by leaf, lower levels first (as CompactRange makes them).
   let k = 0;
   for (let n = from; n < to; n++)
-    for (let level = 1, w = 2; (n + 1) % w === 0; level++, w *= 2) {
+    for (let level = STORED_FROM_LEVEL, w = 2 ** level; (n + 1) % w === 0; level++, w *= 2) {
       const idx = (n + 1) / w - 1;
       const got = have.get(`${level}/${idx}`);
       const mine =
@@ -240,7 +240,8 @@ export async function verifyLeaves(
   const room = (leaves: number) => 32 * (leaves + 64);
   let made = new Uint8Array(room(PAGE));
   let madeCount = 0;
-  range.onNode = (_level, _idx, buf, at) => {
+  range.onNode = (level, _idx, buf, at) => {
+    if (level < STORED_FROM_LEVEL) return; // not stored: rebuilt from the leaves checked here
     const o = 32 * madeCount++;
     for (let k = 0; k < 32; k++) made[o + k] = buf[at + k] as number;
   };
@@ -383,19 +384,26 @@ export async function verifyLog(q: Queryable, opts: VerifyOptions = {}): Promise
   if (!report.ok) return report;
   // Stored nodes past the tree (not complete at this size): nothing is built from them yet, but
   // the sequencer's next insert there would fail and integration would stop. One index probe a
-  // level: node (L, i) is complete only while i < size >> L.
+  // level: node (L, i) is complete only while i < size >> L. And none below the stored levels
+  // (their CHECK refuses them; a row there means the constraint was dropped to plant it).
   const { rows: ahead } = await q.query<{ level: number; idx: number }>(
-    `SELECT r.level, t.idx FROM generate_series(1, 62) AS r(level)
+    `(SELECT t.level, t.idx FROM trellis.audit_tree t WHERE t.level < $2 ORDER BY t.level, t.idx LIMIT 1)
+     UNION ALL
+     (SELECT r.level, t.idx FROM generate_series($2::int, 62) AS r(level)
        CROSS JOIN LATERAL (SELECT t.idx FROM trellis.audit_tree t
                             WHERE t.level = r.level AND t.idx >= ($1::bigint >> r.level)
                             ORDER BY t.idx LIMIT 1) t
-      LIMIT 1`,
-    [size],
+      LIMIT 1)
+     LIMIT 1`,
+    [size, STORED_FROM_LEVEL],
   );
   if (ahead[0])
     return failed(report, {
       kind: "node_changed",
-      message: `the stored tree holds node ${ahead[0].level}/${Number(ahead[0].idx)}, which the tree (${size} leaves) has not completed: rows were added (the sequencer would stop there)`,
+      message:
+        ahead[0].level < STORED_FROM_LEVEL
+          ? `the stored tree holds node ${ahead[0].level}/${Number(ahead[0].idx)}, below the levels it keeps (${STORED_FROM_LEVEL} and up): rows were added`
+          : `the stored tree holds node ${ahead[0].level}/${Number(ahead[0].idx)}, which the tree (${size} leaves) has not completed: rows were added (the sequencer would stop there)`,
     });
   // Every event row is some leaf's: the walk read report.events rows, one per leaf with its
   // event. A table holding more holds one that is in no leaf. Counting is an index-only scan

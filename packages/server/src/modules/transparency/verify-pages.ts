@@ -9,6 +9,7 @@ import {
   hashedRow,
   SubjectKeyMissing,
 } from "./log";
+import { STORED_FROM_LEVEL } from "./merkle";
 
 /**
  * `audit verify`'s per-page work, apart from the tree: reading a page of leaves with their
@@ -90,12 +91,12 @@ export interface StoredNodes {
 }
 
 /**
- * The interior nodes (level ≥ 1) that complete when leaves [from, to) are appended, as index
- * ranges per level: node (L, i) completes with leaf (i + 1)·2^L − 1.
+ * The stored interior nodes (level ≥ STORED_FROM_LEVEL) that complete when leaves [from, to)
+ * are appended, as index ranges per level: node (L, i) completes with leaf (i + 1)·2^L − 1.
  */
 export function nodesCompletedIn(from: number, to: number): Array<[number, number, number]> {
   const out: Array<[number, number, number]> = [];
-  for (let level = 1, w = 2; w <= to; level++, w *= 2) {
+  for (let level = STORED_FROM_LEVEL, w = 2 ** level; w <= to; level++, w *= 2) {
     const lo = Math.ceil((from + 1) / w) - 1;
     const hi = Math.floor(to / w) - 1;
     if (hi >= lo) out.push([level, lo, hi]);
