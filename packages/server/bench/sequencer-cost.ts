@@ -5,7 +5,9 @@
  * about what one tick takes in at the bench's write rate) stored straight into the log, then
  * one `tick()`, N events in all (default 70 000). Prints Node's CPU (this process, every
  * thread: `process.cpuUsage`) and PostgreSQL's (the sum of its processes' utime + stime from
- * /proc, nothing else using the server meanwhile) per event, and the wall time of the ticks.
+ * /proc, nothing else using the server meanwhile) per event, the wall time of the ticks, and
+ * how long the event loop was held during them (p99 and max of `monitorEventLoopDelay`: what a
+ * request arriving meanwhile would wait).
  * Compare two trees side by side (a `git worktree`), alternating: runs differ by ±15 % here.
  * BENCH_DATABASE_URL names the server (default the local test server).
  */
@@ -13,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import pg from "pg";
 import { buildApp } from "../src/app";
 import { parseConfig } from "../src/config/config";
@@ -62,6 +65,7 @@ try {
   let nodeMs = 0;
   let pgMs = 0;
   let wallMs = 0;
+  const delay = monitorEventLoopDelay({ resolution: 1 });
   while (done < N) {
     await db.query(
       `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
@@ -75,7 +79,9 @@ try {
     const pg0 = postgresCpuMs();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
+    delay.enable();
     await app.transparency.tick();
+    delay.disable();
     wallMs += performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     nodeMs += (cpu.user + cpu.system) / 1000;
@@ -84,7 +90,7 @@ try {
   }
   const us = (ms: number) => ((ms * 1000) / done).toFixed(1);
   console.log(
-    `${done} events, ${B} a tick: per event Node ${us(nodeMs)} µs, PostgreSQL ${us(pgMs)} µs CPU; ticks ${us(wallMs)} µs wall`,
+    `${done} events, ${B} a tick: per event Node ${us(nodeMs)} µs, PostgreSQL ${us(pgMs)} µs CPU; ticks ${us(wallMs)} µs wall; event loop held p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ${(delay.max / 1e6).toFixed(1)} ms`,
   );
   await app.close();
 } finally {
