@@ -11,15 +11,13 @@
  * Compare two trees side by side (a `git worktree`), alternating: runs differ by ±15 % here.
  * BENCH_DATABASE_URL names the server (default the local test server).
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import pg from "pg";
-import { buildApp } from "../src/app";
-import { parseConfig } from "../src/config/config";
 import { openPostgres } from "../src/db/postgres";
+import { appWithSequencerStopped, storeEvents } from "./audit-fixture";
 
 const base = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const name = `trellis_seqcost_${process.pid}`;
@@ -49,33 +47,15 @@ await admin.query(`CREATE DATABASE ${name}`);
 const db = await openPostgres(url.toString(), 5);
 const dataDir = mkdtempSync(join(tmpdir(), "trellis-seqcost-"));
 try {
-  const app = await buildApp({
-    config: parseConfig({
-      DATABASE_URL: url.toString(),
-      TRELLIS_ADMIN_TOKEN: `bench-${randomBytes(24).toString("hex")}`,
-      TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
-      TRELLIS_DATA_DIR: dataDir,
-      TRELLIS_LOG_LEVEL: "warn",
-      TRELLIS_AUDIT_MERGE_DELAY_MS: "60000",
-    }),
-    db,
-  });
-  await app.transparency.stop(); // only the ticks below integrate
+  // Only the ticks below integrate.
+  const app = await appWithSequencerStopped(db, url.toString(), dataDir);
   let done = 0;
   let nodeMs = 0;
   let pgMs = 0;
   let wallMs = 0;
   const delay = monitorEventLoopDelay({ resolution: 1 });
   while (done < N) {
-    await db.query(
-      `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
-         resource_type, resource_id, app_id, token_id, policy_ids, outcome, request_id)
-       SELECT 'evt_s' || g, now(), 'bench-user-' || (g % 50), 'app_user', 'submission.create',
-              'submission', md5(g::text), 'app_bench', 'tok_bench', ARRAY['owner-write.create'],
-              'allowed', 'req_' || g
-         FROM generate_series($2::int, $2::int + $1::int - 1) g`,
-      [B, done],
-    );
+    await storeEvents(db, B, done + 1);
     const pg0 = postgresCpuMs();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();

@@ -6,15 +6,13 @@
  * N (default 200000), RUNS (default 2), WORKERS (worker threads, default 0: all in this one); BENCH_DATABASE_URL names the server (default the local
  * test server); the database is `trellis_verify_bench` on it. Events come from 50 subjects.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { buildApp } from "../src/app";
-import { parseConfig } from "../src/config/config";
 import { openPostgres } from "../src/db/postgres";
 import { verifyLog } from "../src/modules/transparency/verify-log";
+import { appWithSequencerStopped, storeEvents } from "./audit-fixture";
 
 const base = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const name = "trellis_verify_bench";
@@ -32,26 +30,9 @@ if (mode === "setup" || mode === "drop") {
 if (mode === "setup") {
   const db = await openPostgres(url.toString(), 20);
   const dataDir = mkdtempSync(join(tmpdir(), "trellis-verify-bench-"));
-  const config = parseConfig({
-    DATABASE_URL: url.toString(),
-    TRELLIS_ADMIN_TOKEN: `bench-${randomBytes(24).toString("hex")}`,
-    TRELLIS_MASTER_KEY: randomBytes(32).toString("base64"),
-    TRELLIS_DATA_DIR: dataDir,
-    TRELLIS_LOG_LEVEL: "warn",
-    TRELLIS_AUDIT_MERGE_DELAY_MS: "60000",
-  });
-  const app = await buildApp({ config, db });
-  await app.transparency.stop();
+  const app = await appWithSequencerStopped(db, url.toString(), dataDir);
   const n = Number(process.env.N ?? 200_000);
-  await db.query(
-    `INSERT INTO trellis.audit_events (event_id, occurred_at, actor_id, actor_role, action,
-       resource_type, resource_id, app_id, token_id, policy_ids, outcome, request_id)
-     SELECT 'evt_b' || g, now(), 'bench-user-' || (g % 50), 'app_user', 'submission.create',
-            'submission', md5(g::text), 'app_bench', 'tok_bench', ARRAY['owner-write.create'],
-            'allowed', 'req_' || g
-       FROM generate_series(1, $1) g`,
-    [n],
-  );
+  await storeEvents(db, n);
   const t0 = performance.now();
   for (;;) if (!(await app.transparency.tick())) break;
   console.log(

@@ -145,6 +145,15 @@ function referenceRoot(leaves: Uint8Array[]): Uint8Array {
   return new Uint8Array(createHash("sha256").update(node).digest());
 }
 
+/** Numbers below m from a fixed seed (a linear congruential generator): the same cases each run. */
+function seeded(seed: number): (m: number) => number {
+  let x = seed;
+  return (m) => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x % m;
+  };
+}
+
 describe.each(DATASTORES)("proofs over a tree grown in uneven batches on %s", (kind) => {
   // The store keeps the leaves and the nodes from level 4 up; roots and proofs rebuild the
   // levels between. Sizes and indexes at random, most of them at no checkpoint and inside a
@@ -181,11 +190,7 @@ describe.each(DATASTORES)("proofs over a tree grown in uneven batches on %s", (k
   it("inclusion proofs at random sizes verify with the SDK against the definition's root", async () => {
     expect(leaves.length).toBe(285);
     const key = (await t.app.inject({ method: "GET", url: "/audit/key" })).body.trim();
-    let rng = 7;
-    const next = (m: number) => {
-      rng = (rng * 1103515245 + 12345) % 2 ** 31;
-      return rng % m;
-    };
+    const next = seeded(7);
     for (let k = 0; k < 60; k++) {
       const size = 1 + next(leaves.length);
       const index = next(size);
@@ -216,11 +221,7 @@ describe.each(DATASTORES)("proofs over a tree grown in uneven batches on %s", (k
   });
 
   it("consistency proofs between random sizes verify against the definition's roots", async () => {
-    let rng = 11;
-    const next = (m: number) => {
-      rng = (rng * 1103515245 + 12345) % 2 ** 31;
-      return rng % m;
-    };
+    const next = seeded(11);
     for (let k = 0; k < 60; k++) {
       const to = 1 + next(leaves.length);
       const from = 1 + next(to);

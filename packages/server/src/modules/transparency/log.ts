@@ -69,8 +69,9 @@ export type HashedTuple = [
 ];
 /**
  * The row a HashedTuple is, with room for its subject's key: every row made here has one shape,
- * so the loops reading them (the sequencer, `audit verify`) see one kind of object. The driver's rows cost
- * more: their keys are set one by one, and adding the subject's key gives each a new shape.
+ * so the loops reading them (the sequencer, `audit verify`) see one kind of object. The
+ * driver's rows cost more: their keys are set one by one, and adding the subject's key gives
+ * each a new shape.
  */
 export const hashedRow = (t: HashedTuple): EventRow => ({
   seq: t[0],
@@ -378,8 +379,8 @@ export async function loadNodes(
             map.set(nodeKey(Number(r.level), Number(r.idx)), new Uint8Array(r.hash));
         }),
     );
-  // Sequentially on one connection either way (a transaction's client takes one query at a
-  // time); both are sent before either answer is awaited.
+  // Both sent before either answer is awaited (on a transaction's client they still run one
+  // after the other).
   await Promise.all(reads);
   const get = (level: number, idx: number): Hash => {
     const key = nodeKey(level, idx);

@@ -13,10 +13,10 @@ export type Hash = Uint8Array;
 
 /**
  * The lowest level of interior node the store keeps (`audit_tree`). Nodes below it (covering
- * fewer than 16 leaves) are rebuilt from the leaf hashes when a root or proof needs them: at
- * a few, from a few dozen leaf hashes, per root or proof. Keeping them cost the sequencer one row per
- * event beside the leaf's (15/16 of the tree's rows), which showed on the governed write while
- * the sequencer runs; see docs/benchmarks.md, issue 5, tenth session.
+ * fewer than 16 leaves) are rebuilt from the leaf hashes when a root or proof needs them: a
+ * few, from a few dozen leaf hashes, per root or proof. Keeping them was 15/16 of the tree's
+ * rows, about one more row per event for the sequencer to write and for verify to read back
+ * (docs/benchmarks.md, issue 5, tenth session: about 2 µs of PostgreSQL per event).
  */
 export const STORED_FROM_LEVEL = 4;
 
